@@ -1,0 +1,1 @@
+"""Genesis: receives rule updates, applies them, and is monitored for lag."""

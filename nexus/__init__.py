@@ -1,0 +1,1 @@
+"""Nexus: consumes ai_requests, routes each to a model, calls the provider, publishes to ai_results."""

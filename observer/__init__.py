@@ -1,0 +1,1 @@
+"""Observer: human-in-the-loop approvals between agents and anything irreversible."""

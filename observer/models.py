@@ -1,0 +1,4 @@
+"""Observer's models.
+
+TODO: the Approval model, its history and the decision queue arrive with the approval desk.
+"""

@@ -1,0 +1,1 @@
+"""Singularity: the Django project and the agents' side of the system."""

@@ -1,0 +1,53 @@
+"""Build Django's ``DATABASES['default']`` entry and turn it back into a URL for child processes."""
+from pathlib import Path
+from urllib.parse import quote, unquote, urlencode
+
+import environ
+
+from .embedded import start_embedded_server
+
+ENGINE = "django.db.backends.postgresql"
+SUPPORTED_SCHEMES = ("postgres", "postgresql", "pgsql", "postgis")
+
+
+class DatabaseUrlError(ValueError):
+    """``DATABASE_URL`` is set but does not name a PostgreSQL server."""
+
+
+def database_settings(url: str | None, *, data_dir: Path, database_name: str) -> dict:
+    """Return the settings for ``url``, or start the embedded server when ``url`` is empty."""
+    if not url:
+        return start_embedded_server(data_dir=data_dir, database_name=database_name)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in SUPPORTED_SCHEMES:
+        raise DatabaseUrlError(
+            f"DATABASE_URL={_redact(url)!r} is not a PostgreSQL URL. Use the form "
+            "postgresql://USER:PASSWORD@HOST:PORT/NAME, or unset it to use the embedded server."
+        )
+    config = environ.Env.db_url_config(url)
+    config["ENGINE"] = ENGINE
+    # A Unix socket directory arrives percent-encoded in the host part (postgresql://u@%2Ftmp/db).
+    config["HOST"] = unquote(config.get("HOST") or "")
+    return config
+
+
+def database_url(config: dict) -> str:
+    """Return a ``postgresql://`` URL that reaches the same database as ``config``."""
+    user = quote(config.get("USER") or "", safe="")
+    password = quote(config.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = quote(config.get("HOST") or "", safe="")
+    port = f":{config['PORT']}" if config.get("PORT") else ""
+    options = {key: value for key, value in (config.get("OPTIONS") or {}).items() if isinstance(value, str)}
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgresql://{credentials}{host}{port}/{quote(config['NAME'], safe='')}{query}"
+
+
+def _redact(url: str) -> str:
+    """Hide the password of ``url`` so it can appear in an error message."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, location = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"

@@ -1,0 +1,55 @@
+"""The ``ai_results`` consumer: store exactly one ``JobResult`` per request and wake its waiter."""
+import logging
+from decimal import Decimal
+
+from django.db import connection
+
+from singularity.messaging.queues import AI_RESULTS
+from singularity.messaging.registry import consumer
+from singularity.messaging.runtime import DeadLetter, Delivery
+
+from .channels import RESULT_STORED_CHANNEL
+from .contracts import AI_RESULT, ResultStatus
+
+logger = logging.getLogger(__name__)
+
+
+@consumer(AI_RESULTS, name="ai_results", contract=AI_RESULT)
+def store_result(delivery: Delivery) -> DeadLetter | None:
+    """Store the result once; a redelivered result message changes nothing."""
+    from singularity.models import JobResult, LlmRequest
+
+    body = delivery.body
+    request_id = body["request_id"]
+    request = LlmRequest.objects.select_for_update().filter(request_id=request_id).first()
+    if request is None:
+        return DeadLetter("unknown_request", f"no LlmRequest has request_id {request_id}")
+    if JobResult.objects.filter(request=request).exists():
+        logger.info("llm.result_duplicate_ignored", extra={**delivery.log_ids})
+        return None
+
+    usage = body.get("usage") or {}
+    error = body.get("error") or {}
+    ok = body["status"] == ResultStatus.OK
+    JobResult.objects.create(
+        request=request,
+        status=body["status"],
+        response=body.get("response") or "",
+        model=body.get("model") or "",
+        provider=body.get("provider") or "",
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        total_tokens=usage.get("total_tokens"),
+        cost_usd=Decimal(str(body["cost_usd"])) if body.get("cost_usd") is not None else None,
+        latency_ms=body.get("latency_ms"),
+        error_type=str(error.get("type") or ""),
+        error_message=str(error.get("message") or ""),
+        raw=body,
+    )
+    request.status = LlmRequest.Status.COMPLETED if ok else LlmRequest.Status.FAILED
+    request.save(update_fields=["status", "updated_at"])
+    with connection.cursor() as cursor:
+        # Delivered at commit, so a woken waiter always finds the row.
+        cursor.execute("SELECT pg_notify(%s, %s)", [RESULT_STORED_CHANNEL, str(request_id)])
+    logger.info("llm.result_stored", extra={**delivery.log_ids, "status": body["status"]})
+    return None

@@ -1,0 +1,1 @@
+"""The messaging kernel shared by every app: pgmq access, message contracts and the consumer runtime."""

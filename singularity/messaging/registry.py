@@ -1,0 +1,54 @@
+"""The table of consumers by name; apps register theirs with the ``consumer`` decorator."""
+from dataclasses import dataclass
+from typing import Callable
+
+from .contracts import Contract
+from .queues import validate_queue_name
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A queue consumer: its name (for ``run_workers --only``), queue, contract and handler."""
+
+    name: str
+    queue: str
+    handler: Callable
+    contract: Contract | None = None
+    max_attempts: int | None = None  # None: settings.WORKER_MAX_ATTEMPTS.
+
+
+_consumers: dict[str, ConsumerSpec] = {}
+
+
+class ConsumerRegistrationError(ValueError):
+    """A consumer name is taken or its queue name is invalid."""
+
+
+def consumer(queue: str, *, name: str | None = None, contract: Contract | None = None, max_attempts: int | None = None):
+    """Register the decorated function as the handler of ``queue``.
+
+    The handler receives a ``Delivery`` and runs inside the transaction that archives the message,
+    so its writes and the acknowledgement commit together.
+    """
+    validate_queue_name(queue)
+
+    def register(handler: Callable) -> Callable:
+        spec = ConsumerSpec(name or queue, queue, handler, contract, max_attempts)
+        existing = _consumers.get(spec.name)
+        if existing is not None and existing.handler is not handler:
+            raise ConsumerRegistrationError(
+                f"Consumer name {spec.name!r} is already registered for {existing.handler.__qualname__}; "
+                "pass a distinct name=."
+            )
+        _consumers[spec.name] = spec
+        return handler
+
+    return register
+
+
+def registered_consumers() -> dict[str, ConsumerSpec]:
+    return dict(sorted(_consumers.items()))
+
+
+def unregister(name: str) -> None:
+    _consumers.pop(name, None)

