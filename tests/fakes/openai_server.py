@@ -92,7 +92,7 @@ class FakeResponsesServer:
                 raw = self.rfile.read(length)
                 request = {
                     "path": self.path,
-                    "headers": dict(self.headers),
+                    "headers": {name.lower(): value for name, value in self.headers.items()},
                     "json": json.loads(raw) if raw else None,
                     "received_at": time.monotonic(),
                 }
