@@ -3,18 +3,29 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 
 from .models import ModelPrice
+from .tables import TableSnapshot
 
 logger = logging.getLogger(__name__)
 PER_MILLION = Decimal(1_000_000)
 
 
+def _load_prices() -> dict:
+    return {row.model: (row.input_usd_per_million, row.output_usd_per_million) for row in ModelPrice.objects.all()}
+
+
+_prices = TableSnapshot(_load_prices)
+post_save.connect(_prices.invalidate, sender=ModelPrice, dispatch_uid="nexus.prices.saved")
+post_delete.connect(_prices.invalidate, sender=ModelPrice, dispatch_uid="nexus.prices.deleted")
+
+
 def price_per_million(model: str) -> tuple[Decimal, Decimal] | None:
     """Return (input, output) US dollars per million tokens for ``model``, or ``None`` if unpriced."""
-    row = ModelPrice.objects.filter(model=model).first()
+    row = _prices.get().get(model)
     if row is not None:
-        return row.input_usd_per_million, row.output_usd_per_million
+        return row
     entry = settings.LLM_PRICES.get(model)
     if entry is None:
         return None

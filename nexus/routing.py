@@ -2,8 +2,10 @@
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 
 from .models import ANY_TASK_TYPE, Route
+from .tables import TableSnapshot
 
 
 class NoRoute(LookupError):
@@ -37,17 +39,21 @@ def resolve_route(task_type: str, complexity: str, *, model_override: str | None
     return choice
 
 
-def _database_route(task_type: str, complexity: str) -> RouteChoice | None:
-    routes = {
-        route.task_type: route
-        for route in Route.objects.filter(
-            enabled=True, complexity=complexity, task_type__in=[task_type, ANY_TASK_TYPE]
-        )
+def _load_routes() -> dict:
+    return {
+        (route.task_type, route.complexity): RouteChoice(route.provider, route.model, f"database route {route.pk}")
+        for route in Route.objects.filter(enabled=True)
     }
-    route = routes.get(task_type) or routes.get(ANY_TASK_TYPE)
-    if route is None:
-        return None
-    return RouteChoice(route.provider, route.model, f"database route {route.pk}")
+
+
+_routes = TableSnapshot(_load_routes)
+post_save.connect(_routes.invalidate, sender=Route, dispatch_uid="nexus.routes.saved")
+post_delete.connect(_routes.invalidate, sender=Route, dispatch_uid="nexus.routes.deleted")
+
+
+def _database_route(task_type: str, complexity: str) -> RouteChoice | None:
+    routes = _routes.get()
+    return routes.get((task_type, complexity)) or routes.get((ANY_TASK_TYPE, complexity))
 
 
 def _settings_route(task_type: str, complexity: str) -> RouteChoice | None:

@@ -95,6 +95,7 @@ WORKER_BACKOFF_MAX_SECONDS = env.float("WORKER_BACKOFF_MAX_SECONDS", default=300
 WORKER_VISIBILITY_TIMEOUT_SECONDS = env.int("WORKER_VISIBILITY_TIMEOUT_SECONDS", default=60)
 WORKER_POLL_INTERVAL_SECONDS = env.float("WORKER_POLL_INTERVAL_SECONDS", default=5.0)
 WORKER_BATCH_SIZE = env.int("WORKER_BATCH_SIZE", default=10)
+WORKER_THREADS_PER_CONSUMER = env.int("WORKER_THREADS_PER_CONSUMER", default=1)
 
 # LLM providers and routing (nexus).
 LLM_PROVIDER = env.str("LLM_PROVIDER", default="local")
@@ -122,6 +123,8 @@ NEXUS_ROUTES = {
         ("complex", LLM_MODEL_COMPLEX),
     )
 }
+# Seconds a worker keeps its copy of the routing and price tables before reading them again.
+NEXUS_TABLE_CACHE_SECONDS = env.float("NEXUS_TABLE_CACHE_SECONDS", default=5.0)
 # Prices in US dollars per million tokens; rows of nexus.ModelPrice override them.
 LLM_PRICES = {
     "local-small": {"input": 0.0, "output": 0.0},

@@ -2,13 +2,12 @@
 import logging
 from decimal import Decimal
 
-from django.db import connection
+from django.utils import timezone
 
 from singularity.messaging.queues import AI_RESULTS
 from singularity.messaging.registry import consumer
 from singularity.messaging.runtime import DeadLetter, Delivery
 
-from .channels import RESULT_STORED_CHANNEL
 from .contracts import AI_RESULT, ResultStatus
 
 logger = logging.getLogger(__name__)
@@ -16,23 +15,30 @@ logger = logging.getLogger(__name__)
 
 @consumer(AI_RESULTS, name="ai_results", contract=AI_RESULT)
 def store_result(delivery: Delivery) -> DeadLetter | None:
-    """Store the result once; a redelivered result message changes nothing."""
+    """Store the result once; a redelivered result message changes nothing.
+
+    The conditional update of the pending request decides: only the first result moves it out of
+    ``pending``, so only that one is stored. A trigger on the result table sends the notification
+    that wakes ``await_responses_result``.
+    """
     from singularity.models import JobResult, LlmRequest
 
     body = delivery.body
     request_id = body["request_id"]
-    request = LlmRequest.objects.select_for_update().filter(request_id=request_id).first()
-    if request is None:
-        return DeadLetter("unknown_request", f"no LlmRequest has request_id {request_id}")
-    if JobResult.objects.filter(request=request).exists():
-        logger.info("llm.result_duplicate_ignored", extra={**delivery.log_ids})
+    ok = body["status"] == ResultStatus.OK
+    claimed = LlmRequest.objects.filter(request_id=request_id, status=LlmRequest.Status.PENDING).update(
+        status=LlmRequest.Status.COMPLETED if ok else LlmRequest.Status.FAILED, updated_at=timezone.now()
+    )
+    if not claimed:
+        if not LlmRequest.objects.filter(request_id=request_id).exists():
+            return DeadLetter("unknown_request", f"no LlmRequest has request_id {request_id}")
+        logger.info("llm.result_duplicate_ignored", extra=delivery.log_ids)
         return None
 
     usage = body.get("usage") or {}
     error = body.get("error") or {}
-    ok = body["status"] == ResultStatus.OK
     JobResult.objects.create(
-        request=request,
+        request_id=request_id,
         status=body["status"],
         response=body.get("response") or "",
         model=body.get("model") or "",
@@ -46,10 +52,5 @@ def store_result(delivery: Delivery) -> DeadLetter | None:
         error_message=str(error.get("message") or ""),
         raw=body,
     )
-    request.status = LlmRequest.Status.COMPLETED if ok else LlmRequest.Status.FAILED
-    request.save(update_fields=["status", "updated_at"])
-    with connection.cursor() as cursor:
-        # Delivered at commit, so a woken waiter always finds the row.
-        cursor.execute("SELECT pg_notify(%s, %s)", [RESULT_STORED_CHANNEL, str(request_id)])
     logger.info("llm.result_stored", extra={**delivery.log_ids, "status": body["status"]})
     return None

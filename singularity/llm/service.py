@@ -112,15 +112,19 @@ def await_responses_result(request_id: str, timeout: float = 60.0, *, raise_on_e
     id that was never dispatched, and ``ProviderFailure`` for an error result unless
     ``raise_on_error`` is false, in which case the error result is returned.
     """
-    from singularity.models import JobResult, LlmRequest
+    from singularity.models import LlmRequest
 
     request_id = str(request_id)
     deadline = time.monotonic() + timeout
     with get_hub().watch(RESULT_STORED_CHANNEL, request_id) as watch:
-        if not LlmRequest.objects.filter(request_id=request_id).exists():
-            raise UnknownRequest(f"No LLM request has request_id {request_id}; use the id dispatch_request returned.")
         while True:
-            result = JobResult.objects.filter(request_id=request_id).first()
+            # One query returns both whether the request exists and its result, if any.
+            request = LlmRequest.objects.select_related("result").filter(request_id=request_id).first()
+            if request is None:
+                raise UnknownRequest(
+                    f"No LLM request has request_id {request_id}; use the id dispatch_request returned."
+                )
+            result = getattr(request, "result", None)
             if result is not None:
                 if not result.ok and raise_on_error:
                     raise ProviderFailure(result)
