@@ -60,7 +60,8 @@ def _check_field(spec: Field, body: dict) -> str | None:
     if spec.choices is not None:
         allowed = [member.value for member in spec.choices]
         if value not in allowed:
-            return f"field '{spec.name}' has unknown value {value!r}; expected one of {', '.join(allowed)}"
+            expected = ", ".join(str(choice) for choice in allowed)  # Choices may be ints (an IntEnum).
+            return f"field '{spec.name}' has unknown value {value!r}; expected one of {expected}"
     if spec.check is not None:
         problem = spec.check(value)
         if problem:

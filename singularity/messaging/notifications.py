@@ -61,6 +61,7 @@ class NotificationHub:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
+        self._reconnecting = False  # Set after a lost connection until LISTEN is back on a new one.
 
     def watch(self, channel: str, payload: str | None = None) -> Watch:
         """Return a ``Watch`` for ``channel`` once the channel is being listened to."""
@@ -111,7 +112,7 @@ class NotificationHub:
                 if self._stopped.is_set():
                     break
                 logger.warning("notifications.connection_lost", extra={"error": str(exc)})
-                self._wake_everyone()
+                self._reconnecting = True
                 with self._lock:
                     self._pending |= self._listening
                     self._listening.clear()
@@ -121,6 +122,13 @@ class NotificationHub:
 
     def _listen_forever(self) -> None:
         self._conn = psycopg.connect(**self._connection_params(), autocommit=True)
+        self._listen_pending()
+        if self._reconnecting:
+            # Notifications sent while disconnected are lost, so every waiter rechecks. Waking them only
+            # now that LISTEN is back means no notification after the recheck can be missed.
+            self._reconnecting = False
+            logger.info("notifications.reconnected")
+            self._wake_everyone()
         while not self._stopped.is_set():
             self._listen_pending()
             for notify in self._conn.notifies(timeout=LOOP_TIMEOUT_SECONDS):
@@ -145,7 +153,6 @@ class NotificationHub:
             watch.wake()
 
     def _wake_everyone(self) -> None:
-        # After a lost connection, notifications may have been missed: every waiter checks again.
         with self._lock:
             targets = [watch for watches in self._watches.values() for watch in watches]
         for watch in targets:

@@ -16,12 +16,23 @@ class ConsumerSpec:
     contract: Contract | None = None
     max_attempts: int | None = None  # None: settings.WORKER_MAX_ATTEMPTS.
 
+    def __post_init__(self):
+        # The runtime reads 0 as "use the setting" and dead-letters every message below 1, so reject both.
+        valid = self.max_attempts is None or (
+            isinstance(self.max_attempts, int) and not isinstance(self.max_attempts, bool) and self.max_attempts >= 1
+        )
+        if not valid:
+            raise ConsumerRegistrationError(
+                f"Consumer {self.name!r} has max_attempts={self.max_attempts!r}; give a whole number >= 1, "
+                "or None to use WORKER_MAX_ATTEMPTS."
+            )
+
 
 _consumers: dict[str, ConsumerSpec] = {}
 
 
 class ConsumerRegistrationError(ValueError):
-    """A consumer name is taken or its queue name is invalid."""
+    """A consumer name is taken, or its ``max_attempts`` is invalid."""
 
 
 def consumer(queue: str, *, name: str | None = None, contract: Contract | None = None, max_attempts: int | None = None):
@@ -37,13 +48,19 @@ def consumer(queue: str, *, name: str | None = None, contract: Contract | None =
         existing = _consumers.get(spec.name)
         if existing is not None and existing.handler is not handler:
             raise ConsumerRegistrationError(
-                f"Consumer name {spec.name!r} is already registered for {existing.handler.__qualname__}; "
+                f"Consumer name {spec.name!r} is already registered for {handler_path(existing.handler)}; "
                 "pass a distinct name=."
             )
         _consumers[spec.name] = spec
         return handler
 
     return register
+
+
+def handler_path(handler: Callable) -> str:
+    """Return ``module.qualname`` of a handler; a callable object is named by its class."""
+    named = handler if hasattr(handler, "__qualname__") else type(handler)
+    return f"{named.__module__}.{named.__qualname__}"
 
 
 def registered_consumers() -> dict[str, ConsumerSpec]:

@@ -8,6 +8,7 @@ its original body. A worker killed mid-message loses nothing: the message reappe
 visibility timeout and its read count keeps counting attempts.
 """
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -30,8 +31,18 @@ class RetryLater(Exception):
     """Raised by a handler to try the message again, after ``delay`` seconds or the usual backoff."""
 
     def __init__(self, reason: str, delay: float | None = None):
+        if delay is not None and not _is_valid_delay(delay):
+            # Raised from the handler, this ValueError is retried with the usual backoff and logged.
+            raise ValueError(
+                f"RetryLater delay={delay!r} is invalid: give a finite number of seconds >= 0, "
+                "or None for the usual backoff."
+            )
         super().__init__(reason)
         self.delay = delay
+
+
+def _is_valid_delay(delay: object) -> bool:
+    return isinstance(delay, (int, float)) and not isinstance(delay, bool) and math.isfinite(delay) and delay >= 0
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,10 @@ class Delivery:
 
 def backoff_delay(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: base * 2^(attempt - 1), capped."""
-    delay = settings.WORKER_BACKOFF_BASE_SECONDS * (2 ** max(attempt - 1, 0))
+    # A float overflows at 2 ** 1024. Capping the exponent at 1000 changes no real delay, because
+    # any base above cap / 2 ** 1000 already reaches the cap.
+    exponent = min(max(attempt - 1, 0), 1000)
+    delay = settings.WORKER_BACKOFF_BASE_SECONDS * 2.0**exponent
     return min(delay, settings.WORKER_BACKOFF_MAX_SECONDS)
 
 
@@ -113,6 +127,7 @@ class ConsumerWorker:
         self.poll_interval = settings.WORKER_POLL_INTERVAL_SECONDS
         self._stopping = threading.Event()
         self._watch = None
+        self._next_retry_at = float("inf")  # monotonic time of the earliest retry this worker scheduled
 
     @property
     def queue(self) -> str:
@@ -132,6 +147,12 @@ class ConsumerWorker:
             while not self._stopping.is_set():
                 try:
                     handled = self.run_once()
+                    if handled >= self.batch_size:
+                        continue  # A full batch: more may be waiting.
+                    # A short batch emptied the visible queue, so wait instead of reading again: a
+                    # notification during the batch ends the wait at once. Only an empty read asks
+                    # the database when a hidden message reappears (a query, so inside the try).
+                    idle_timeout = self._retry_timeout() if handled else self._idle_timeout()
                 except Exception:
                     # A lost database connection must not end the thread: log, reconnect, go on.
                     logger.exception("worker.loop_failed", extra={"consumer": self.spec.name, "queue": self.queue})
@@ -139,9 +160,7 @@ class ConsumerWorker:
                     connection.close()
                     self._stopping.wait(self.poll_interval)
                     continue
-                if handled:
-                    continue
-                self._watch.wait(self._idle_timeout())
+                self._watch.wait(idle_timeout)
         finally:
             self._watch.close()
             connection.close()
@@ -153,6 +172,7 @@ class ConsumerWorker:
         for index, message in enumerate(messages):
             if self._stopping.is_set():
                 # Hand the unstarted rest back at once instead of after the visibility timeout.
+                # NOTE: set_vt keeps read_ct, so a handed-back message has used up one attempt unhandled.
                 for pending in messages[index:]:
                     self.queues.set_vt(self.queue, pending.msg_id, 0)
                 break
@@ -206,6 +226,7 @@ class ConsumerWorker:
             return self._dead_letter(message, reason="max_attempts_exceeded", error=error, ids=ids)
         delay = backoff_delay(message.read_ct) if delay is None else delay
         self.queues.set_vt(message.queue, message.msg_id, delay)
+        self._next_retry_at = min(self._next_retry_at, time.monotonic() + delay)
         logger.warning(
             "worker.message_retrying",
             extra={**ids, "attempt": message.read_ct, "max_attempts": self.max_attempts, "delay_s": delay, "error": error},
@@ -226,6 +247,14 @@ class ConsumerWorker:
         body = dead_letter_body(message, reason=reason, error=error, attempts=message.read_ct)
         return self.queues.send(DEAD_LETTERS, body)
 
+    def _retry_timeout(self) -> float:
+        """Seconds to wait after a short batch: the poll interval, or less when a retry is due sooner."""
+        now = time.monotonic()
+        if self._next_retry_at <= now:
+            self._next_retry_at = float("inf")
+            return 0.0
+        return min(self.poll_interval, self._next_retry_at - now)
+
     def _idle_timeout(self) -> float:
         """Seconds to sleep: the poll interval, or less when a hidden message reappears sooner."""
         next_visible = self.queues.seconds_until_next_visible(self.queue)
@@ -237,14 +266,17 @@ class ConsumerWorker:
 class WorkerProcess:
     """Run several consumers in threads of this process and stop them together."""
 
-    def __init__(self, specs: list[ConsumerSpec], hub: NotificationHub):
-        self.workers = [ConsumerWorker(spec, hub) for spec in specs]
+    def __init__(self, specs: list[ConsumerSpec], hub: NotificationHub, *, threads_per_consumer: int | None = None):
+        count = threads_per_consumer or settings.WORKER_THREADS_PER_CONSUMER
+        # Several threads on one queue read disjoint batches (pgmq reads with SKIP LOCKED) and
+        # overlap their database round trips.
+        self.workers = [ConsumerWorker(spec, hub) for spec in specs for _ in range(count)]
         self.hub = hub
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for worker in self.workers:
-            thread = threading.Thread(target=worker.run, name=f"consumer-{worker.spec.name}", daemon=True)
+        for number, worker in enumerate(self.workers):
+            thread = threading.Thread(target=worker.run, name=f"consumer-{worker.spec.name}-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from singularity.messaging.notifications import get_hub
-from singularity.messaging.registry import registered_consumers
+from singularity.messaging.registry import handler_path, registered_consumers
 from singularity.messaging.runtime import WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         consumers = registered_consumers()
         if options["list"]:
             for name, spec in consumers.items():
-                self.stdout.write(f"{name}\tqueue={spec.queue}\thandler={spec.handler.__module__}.{spec.handler.__qualname__}")
+                self.stdout.write(f"{name}\tqueue={spec.queue}\thandler={handler_path(spec.handler)}")
             return
 
         wanted = [name.strip() for value in options["only"] for name in value.split(",") if name.strip()]
