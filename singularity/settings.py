@@ -11,7 +11,7 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -61,7 +61,8 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL, or the embedded server with its data under SINGULARITY_DATA_DIR.
-SINGULARITY_DATA_DIR = Path(env.str("SINGULARITY_DATA_DIR", default=str(BASE_DIR / ".data")))
+# A relative SINGULARITY_DATA_DIR is relative to the folder of manage.py, not to the current directory.
+SINGULARITY_DATA_DIR = BASE_DIR / env.str("SINGULARITY_DATA_DIR", default=".data")
 DATABASES = {
     "default": database_settings(
         env.str("DATABASE_URL", default=""),

@@ -32,7 +32,8 @@ class Command(BaseCommand):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         address = f"{options['host']}:{options['port']}"
         commands = {
-            "web": [*manage, "runserver", "--noreload", address],
+            # --insecure serves the admin's static files even with DEBUG off; runstack is for development.
+            "web": [*manage, "runserver", "--noreload", "--insecure", address],
             "workers": [*manage, "run_workers"],
         }
         if not options["no_scheduler"]:
