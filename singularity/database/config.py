@@ -1,4 +1,5 @@
 """Build Django's ``DATABASES['default']`` entry and turn it back into a URL for child processes."""
+import re
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode
 
@@ -8,6 +9,8 @@ from .embedded import start_embedded_server
 
 ENGINE = "django.db.backends.postgresql"
 SUPPORTED_SCHEMES = ("postgres", "postgresql", "pgsql", "postgis")
+# Keys of OPTIONS that Django's backend consumes itself; they are not libpq parameters for a URL.
+DJANGO_ONLY_OPTIONS = ("isolation_level", "server_side_binding", "assume_role", "pool")
 
 
 class DatabaseUrlError(ValueError):
@@ -24,7 +27,10 @@ def database_settings(url: str | None, *, data_dir: Path, database_name: str) ->
             f"DATABASE_URL={_redact(url)!r} is not a PostgreSQL URL. Use the form "
             "postgresql://USER:PASSWORD@HOST:PORT/NAME, or unset it to use the embedded server."
         )
-    config = environ.Env.db_url_config(url)
+    try:
+        config = environ.Env.db_url_config(url)
+    except ValueError as exc:  # e.g. a port that is not a number
+        raise DatabaseUrlError(f"DATABASE_URL={_redact(url)!r} cannot be read: {exc}") from None
     config["ENGINE"] = ENGINE
     # A Unix socket directory arrives percent-encoded in the host part (postgresql://u@%2Ftmp/db).
     config["HOST"] = unquote(config.get("HOST") or "")
@@ -38,16 +44,28 @@ def database_url(config: dict) -> str:
     credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = quote(config.get("HOST") or "", safe="")
     port = f":{config['PORT']}" if config.get("PORT") else ""
-    options = {key: value for key, value in (config.get("OPTIONS") or {}).items() if isinstance(value, str)}
+    # Integers are kept too: django-environ reads "connect_timeout=5" back as the int 5.
+    options = {
+        key: str(value)
+        for key, value in (config.get("OPTIONS") or {}).items()
+        if key not in DJANGO_ONLY_OPTIONS and isinstance(value, (str, int)) and not isinstance(value, bool)
+    }
     query = f"?{urlencode(options)}" if options else ""
     return f"postgresql://{credentials}{host}{port}/{quote(config['NAME'], safe='')}{query}"
 
 
 def _redact(url: str) -> str:
-    """Hide the password of ``url`` so it can appear in an error message."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, location = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
+    """Hide the password of ``url`` so it can appear in an error message.
+
+    Also for malformed values (no ``://``, as in ``user:secret@host/db``) and for a
+    ``password=`` query parameter: anything before the last ``@`` after the user name is hidden.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" in rest:
+        credentials, location = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{location}"
+    rest = re.sub(r"(?i)(password=)[^&#]*", r"\1***", rest)
+    return f"{scheme}{separator}{rest}"

@@ -4,6 +4,7 @@ Because every call goes through Django's connection, a ``send`` inside ``transac
 commits or rolls back together with the model rows written in the same block.
 """
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
@@ -15,6 +16,9 @@ from psycopg.types.json import Jsonb
 from .queues import insert_channel, validate_queue_name
 
 DEFAULT_VISIBILITY_TIMEOUT = 30  # seconds
+# pgmq declares vt, qty, max_poll_seconds and poll_interval_ms as PostgreSQL INTEGER.
+MAX_INTEGER = 2**31 - 1
+_NO_QUEUE = object()  # ``_fetch_all`` without a queue; ``None`` is an invalid queue name, not "no queue".
 
 
 class QueueNotFound(LookupError):
@@ -48,7 +52,16 @@ class QueueMetrics:
 
 
 def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=lambda obj: json.dumps(obj, cls=DjangoJSONEncoder))
+    """Serialize ``value`` now, so a value that is not JSON fails here and not in the server.
+
+    NaN and infinity would become ``NaN``/``Infinity``, which PostgreSQL rejects with an error
+    that aborts the caller's transaction; they raise ``ValueError`` before any SQL instead.
+    """
+    try:
+        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"A message body or headers value cannot be sent as JSON: {exc}.") from exc
+    return Jsonb(value, dumps=lambda _obj: text)
 
 
 def _loads(value: Any) -> Any:
@@ -128,10 +141,8 @@ class PgmqManager(models.Manager):
     ) -> list[Message]:
         """Like ``read``, but wait inside the server up to ``max_poll_seconds`` for a message."""
         self._check_read_args(vt, qty)
-        if max_poll_seconds < 0 or poll_interval_ms <= 0:
-            raise ValueError(
-                f"max_poll_seconds={max_poll_seconds!r} must be >= 0 and poll_interval_ms={poll_interval_ms!r} > 0."
-            )
+        self._check_integer("max_poll_seconds", max_poll_seconds, minimum=0)
+        self._check_integer("poll_interval_ms", poll_interval_ms, minimum=1)
         rows = self._fetch_all(
             f"SELECT {_MESSAGE_COLUMNS} FROM pgmq.read_with_poll(%s, %s, %s, %s, %s)",
             [queue, vt, qty, max_poll_seconds, poll_interval_ms],
@@ -210,6 +221,24 @@ class PgmqManager(models.Manager):
         )
         return None if value is None else max(0.0, float(value))
 
+    def release(self, queue: str, msg_ids: Iterable[int]) -> list[int]:
+        """Make read messages visible now and take back their read, as if they had never been read.
+
+        For a consumer that stops before handling what it read: unlike ``set_vt``, the read does
+        not count as an attempt. Returns the ids that were still in the queue.
+        """
+        table = connections[self.db].ops.quote_name(f"q_{validate_queue_name(queue)}")
+        ids = list(msg_ids)
+        if not ids:
+            return []
+        rows = self._fetch_all(
+            f"UPDATE pgmq.{table} SET vt = clock_timestamp(), read_ct = GREATEST(read_ct - 1, 0) "
+            "WHERE msg_id = ANY(%s::bigint[]) RETURNING msg_id",
+            [ids],
+            queue=queue,
+        )
+        return sorted(row[0] for row in rows)
+
     def notify_enabled(self, queue: str) -> bool:
         validate_queue_name(queue)
         return self._fetch_value(
@@ -224,15 +253,21 @@ class PgmqManager(models.Manager):
 
     @staticmethod
     def _check_delay(delay: float) -> None:
-        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
-            raise ValueError(f"delay={delay!r} is invalid: give a number of seconds >= 0.")
+        # NaN passes a ``< 0`` test and infinity overflows PostgreSQL's interval: reject both here.
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"delay={delay!r} is invalid: give a finite number of seconds >= 0.")
+
+    @classmethod
+    def _check_read_args(cls, vt: int, qty: int) -> None:
+        cls._check_integer("vt", vt, minimum=0, unit=" of seconds")
+        cls._check_integer("qty", qty, minimum=1)
 
     @staticmethod
-    def _check_read_args(vt: int, qty: int) -> None:
-        if not isinstance(vt, int) or isinstance(vt, bool) or vt < 0:
-            raise ValueError(f"vt={vt!r} is invalid: give a whole number of seconds >= 0.")
-        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
-            raise ValueError(f"qty={qty!r} is invalid: give a whole number >= 1.")
+    def _check_integer(name: str, value: Any, *, minimum: int, unit: str = "") -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_INTEGER:
+            raise ValueError(
+                f"{name}={value!r} is invalid: give a whole number{unit} from {minimum} to {MAX_INTEGER}."
+            )
 
     @staticmethod
     def _message(queue: str, row: Sequence[Any]) -> Message:
@@ -243,22 +278,22 @@ class PgmqManager(models.Manager):
         with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
 
-    def _fetch_all(self, sql: str, params: list, *, queue: str | None = None) -> list[tuple]:
-        if queue is not None:
+    def _fetch_all(self, sql: str, params: list, *, queue: Any = _NO_QUEUE) -> list[tuple]:
+        if queue is not _NO_QUEUE:
             validate_queue_name(queue)
         try:
             with connections[self.db].cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchall()
         except DatabaseError as exc:
-            if queue is not None and _is_missing_table(exc):
+            if queue is not _NO_QUEUE and _is_missing_table(exc):
                 raise QueueNotFound(
                     f"Queue {queue!r} does not exist. Run 'manage.py migrate' to create the project's "
                     "queues, or create it with Queue.objects.create()."
                 ) from exc
             raise
 
-    def _fetch_value(self, sql: str, params: list, *, queue: str | None = None) -> Any:
+    def _fetch_value(self, sql: str, params: list, *, queue: Any = _NO_QUEUE) -> Any:
         rows = self._fetch_all(sql, params, queue=queue)
         return rows[0][0] if rows else None
 

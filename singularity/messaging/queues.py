@@ -9,9 +9,11 @@ _QUEUE_NAME_PATTERN = re.compile(r"[a-z0-9_]+")
 AI_REQUESTS = "ai_requests"
 AI_RESULTS = "ai_results"
 DEAD_LETTERS = "dead_letters"
+GENESIS_RULE_UPDATES = "genesis_rule_updates"
+GENESIS_RULE_UPDATES_RESULTS = "genesis_rule_updates_results"
 
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
-PROJECT_QUEUES = (AI_REQUESTS, AI_RESULTS, DEAD_LETTERS)
+PROJECT_QUEUES = (AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS)
 
 
 class QueueNameError(ValueError):
@@ -23,7 +25,7 @@ def validate_queue_name(name: object) -> str:
     if not isinstance(name, str):
         raise QueueNameError(f"Queue name {name!r} must be a string, not {type(name).__name__}.")
     if not name:
-        raise QueueNameError("Queue name is empty. Use lowercase letters, digits and underscores.")
+        raise QueueNameError(f"Queue name {name!r} is empty. Use lowercase letters, digits and underscores.")
     if len(name) > MAX_QUEUE_NAME_LENGTH:
         raise QueueNameError(
             f"Queue name {name!r} has {len(name)} characters; pgmq allows at most "
