@@ -235,7 +235,7 @@ def test_ai_request_missing_field(field_name):
 def test_ai_request_request_id_not_uuid(request_id):
     message = error_of(AI_REQUEST, ai_request(request_id=request_id))
 
-    assert message == f"field 'request_id' must be a UUID, got {request_id!r}"
+    assert message == f"field 'request_id' must be a UUID in canonical form (8-4-4-4-12 lowercase hex digits), got {request_id!r}"
 
 
 def test_ai_request_request_id_not_string():
@@ -345,7 +345,7 @@ def test_envelope_missing_request_id():
 def test_envelope_request_id_not_uuid():
     message = error_of(AI_REQUEST_ENVELOPE, {"request_id": "abc"})
 
-    assert message == "field 'request_id' must be a UUID, got 'abc'"
+    assert message == "field 'request_id' must be a UUID in canonical form (8-4-4-4-12 lowercase hex digits), got 'abc'"
 
 
 def test_envelope_rejects_non_object():
@@ -414,8 +414,22 @@ def test_ai_result_unknown_status():
         ({"usage": [1, 2]}, "field 'usage' must be object, got array"),
         ({"error": "boom"}, "field 'error' must be object, got string"),
         ({"response": 5}, "field 'response' must be string, got integer"),
-        ({"request_id": "r-1"}, "field 'request_id' must be a UUID, got 'r-1'"),
+        ({"request_id": "r-1"}, "field 'request_id' must be a UUID in canonical form (8-4-4-4-12 lowercase hex digits), got 'r-1'"),
     ],
 )
 def test_ai_result_wrong_type(fields, expected):
     assert error_of(AI_RESULT, ai_result(**fields)) == expected
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "{12345678-1234-5678-1234-567812345678}",
+        "urn:uuid:12345678-1234-5678-1234-567812345678",
+        "12345678123456781234567812345678",
+        "12345678-1234-5678-1234-56781234567A",
+    ],
+)
+def test_request_id_must_be_canonical(request_id):
+    with pytest.raises(InvalidMessage, match="canonical form"):
+        AI_REQUEST_ENVELOPE.validate({"request_id": request_id})

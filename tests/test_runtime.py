@@ -657,6 +657,7 @@ def test_stop_hands_back_rest_of_batch(queues, queue):
         row = queued(msg_id)
         assert row is not None, f"message {msg_id} was lost instead of handed back"
         assert row["vt"] <= now, f"message {msg_id} is still hidden"
+        assert row["read_ct"] == 0, f"message {msg_id} lost an attempt without being handled"
 
 
 def test_handed_back_messages_are_readable(queues, queue):

@@ -41,10 +41,13 @@ MESSAGE_ROLES = ("system", "developer", "user", "assistant")
 
 
 def _check_uuid(value: str) -> str | None:
+    # Only the canonical form: the id is also a notification payload, matched as text.
     try:
-        uuid.UUID(value)
+        canonical = str(uuid.UUID(value))
     except ValueError:
-        return f"must be a UUID, got {value!r}"
+        canonical = None
+    if canonical != value:
+        return f"must be a UUID in canonical form (8-4-4-4-12 lowercase hex digits), got {value!r}"
     return None
 
 

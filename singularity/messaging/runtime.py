@@ -133,6 +133,10 @@ class ConsumerWorker:
     def queue(self) -> str:
         return self.spec.queue
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Ask the loop to exit after the message in hand."""
         self._stopping.set()
@@ -171,10 +175,9 @@ class ConsumerWorker:
         messages = self.queues.read(self.queue, vt=self.visibility_timeout, qty=self.batch_size)
         for index, message in enumerate(messages):
             if self._stopping.is_set():
-                # Hand the unstarted rest back at once instead of after the visibility timeout.
-                # NOTE: set_vt keeps read_ct, so a handed-back message has used up one attempt unhandled.
-                for pending in messages[index:]:
-                    self.queues.set_vt(self.queue, pending.msg_id, 0)
+                # Hand the unstarted rest back at once instead of after the visibility timeout, with
+                # the read not counted as an attempt.
+                self.queues.release(self.queue, [pending.msg_id for pending in messages[index:]])
                 break
             self.handle(message)
         return len(messages)
@@ -288,5 +291,10 @@ class WorkerProcess:
             thread.join(timeout)
         self.hub.stop()
 
-    def is_alive(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+    def stopped_consumers(self) -> list[str]:
+        """Return the names of consumers whose thread has ended although no stop was requested."""
+        return [
+            worker.spec.name
+            for worker, thread in zip(self.workers, self._threads)
+            if not thread.is_alive() and not worker.stopping
+        ]

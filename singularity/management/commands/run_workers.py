@@ -1,5 +1,6 @@
 """Run the project's queue consumers in this process until SIGTERM or SIGINT."""
 import logging
+import os
 import signal
 import threading
 
@@ -14,6 +15,8 @@ from singularity.messaging.runtime import WorkerProcess
 logger = logging.getLogger(__name__)
 
 WORKER_APPLICATION_NAME = "singularity-worker"  # ``ask`` looks for this in pg_stat_activity.
+FORCED_EXIT_STATUS = 1
+STOP_TIMEOUT_SECONDS = 30
 
 
 class Command(BaseCommand):
@@ -54,6 +57,11 @@ class Command(BaseCommand):
         stop_requested = threading.Event()
 
         def request_stop(signum, frame):
+            if stop_requested.is_set():
+                # A second signal while a handler hangs: leave now. The message in hand reappears
+                # after its visibility timeout, so nothing is lost.
+                logger.error("worker.forced_exit", extra={"signal": signal.Signals(signum).name})
+                os._exit(FORCED_EXIT_STATUS)
             logger.info("worker.stop_requested", extra={"signal": signal.Signals(signum).name})
             stop_requested.set()
 
@@ -67,8 +75,15 @@ class Command(BaseCommand):
         self.stdout.write(f"Workers running: {names}. Stop with Ctrl-C or SIGTERM.")
         self.stdout.flush()
         while not stop_requested.wait(0.5):
-            if not process.is_alive():
-                raise CommandError("Every consumer thread has exited; see the log above for the cause.")
+            stopped = process.stopped_consumers()
+            if stopped:
+                # A consumer without its thread would leave its queue unserved while the process
+                # looks healthy; exit so the supervisor restarts the whole worker.
+                process.stop(timeout=STOP_TIMEOUT_SECONDS)
+                raise CommandError(
+                    f"Consumer thread(s) {', '.join(stopped)} exited unexpectedly; see the log above. "
+                    "Restart run_workers."
+                )
         process.stop()
         logger.info("worker.stopped", extra={"consumers": names})
         self.stdout.write("Workers stopped.")
