@@ -1,11 +1,11 @@
 """Benchmark the LLM queue path with the local provider, next to a raw pgmq round trip."""
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -30,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--requests", type=int, default=300, help="Sequential requests for the latency run (default 300).")
         parser.add_argument("--throughput-requests", type=int, default=2000, help="Requests for the throughput run (default 2000).")
         parser.add_argument("--concurrency", type=int, default=32, help="Requests in flight during the throughput run (default 32).")
+        parser.add_argument(
+            "--backlog", type=int, default=3000, help="Requests queued before a fresh worker drains them (default 3000)."
+        )
         parser.add_argument("--raw", type=int, default=500, help="Raw pgmq send + read round trips (default 500).")
         parser.add_argument("--warmup", type=int, default=20, help="Untimed requests before measuring (default 20).")
         parser.add_argument(
@@ -38,32 +41,72 @@ class Command(BaseCommand):
         parser.add_argument("--keep-rows", action="store_true", help="Keep the benchmark's LlmRequest and JobResult rows.")
 
     def handle(self, *args, **options):
-        for name in ("requests", "throughput_requests", "concurrency", "raw"):
+        for name in ("requests", "throughput_requests", "concurrency", "raw", "backlog"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} {options[name]} is invalid: give a number >= 1.")
 
+        # Per-request INFO lines would cost more than the path being measured.
+        logging.getLogger("singularity").setLevel(logging.WARNING)
         worker = None if options["external_worker"] else self._start_worker()
+        drain = None
         try:
             raw = self._raw_round_trips(options["raw"])
             for _ in range(options["warmup"]):
                 self._one_request()
             sequential = [self._one_request() for _ in range(options["requests"])]
             throughput, concurrent = self._throughput(options["throughput_requests"], options["concurrency"])
+            if worker is not None:
+                self._stop_worker(worker)
+                worker = None
+                drain = self._drain(options["backlog"])
         finally:
             if worker is not None:
-                worker.terminate()
-                worker.wait(30)
+                self._stop_worker(worker)
             if not options["keep_rows"]:
                 self._delete_rows()
 
-        self.stdout.write(f"PostgreSQL {connection.cursor().connection.info.server_version}, "
-                          f"database {settings.DATABASES['default']['NAME']} on {settings.DATABASES['default']['HOST']}, "
-                          f"{os.cpu_count()} CPUs, provider local, one worker process")
+        database = settings.DATABASES["default"]
+        self.stdout.write(
+            f"PostgreSQL {connection.cursor().connection.info.server_version}, database {database['NAME']} on "
+            f"{database['HOST'] or 'localhost'}, {os.cpu_count()} CPUs, provider local, one worker process "
+            f"with {settings.WORKER_THREADS_PER_CONSUMER} thread(s) per consumer"
+        )
         self._report("raw pgmq send + read", raw)
         self._report("end to end, one at a time", sequential)
         self._report(f"end to end, {options['concurrency']} in flight", concurrent)
-        self.stdout.write(f"throughput: {throughput:.0f} requests/s ({options['throughput_requests']} requests, "
-                          f"{options['concurrency']} in flight)")
+        self.stdout.write(
+            f"closed-loop throughput: {throughput:.0f} requests/s ({options['throughput_requests']} requests, "
+            f"{options['concurrency']} in flight; this process and the worker share the CPUs)"
+        )
+        if drain is not None:
+            dispatched_per_second, drained_per_second = drain
+            self.stdout.write(
+                f"backlog: {options['backlog']} requests dispatched at {dispatched_per_second:.0f}/s, then drained by a "
+                f"fresh worker at {drained_per_second:.0f} requests/s"
+            )
+
+    def _drain(self, count: int) -> tuple[float, float]:
+        """Queue ``count`` requests with no worker running, then time one worker answering all of them."""
+        started = time.perf_counter()
+        request_ids = [
+            dispatch_request("benchmark", task_type="general", complexity="simple", agent_id=BENCH_AGENT)
+            for _ in range(count)
+        ]
+        dispatched_per_second = count / (time.perf_counter() - started)
+        worker = self._start_worker()
+        try:
+            ready_at = time.perf_counter()
+            for request_id in request_ids:
+                await_responses_result(request_id, timeout=300)
+            drained_per_second = count / (time.perf_counter() - ready_at)
+        finally:
+            self._stop_worker(worker)
+        return dispatched_per_second, drained_per_second
+
+    @staticmethod
+    def _stop_worker(worker: subprocess.Popen) -> None:
+        worker.terminate()
+        worker.wait(30)
 
     def _start_worker(self) -> subprocess.Popen:
         env = {
@@ -115,16 +158,33 @@ class Command(BaseCommand):
         return (time.perf_counter() - started) * 1000
 
     def _throughput(self, count: int, concurrency: int) -> tuple[float, list[float]]:
-        def timed_request(_):
+        """Keep ``concurrency`` requests in flight until ``count`` are answered; return requests/s and latencies."""
+        remaining = iter(range(count))
+        lock = threading.Lock()
+        samples: list[float] = []
+
+        def client():
+            # Each thread keeps its own connection for the whole run, as a long-lived agent would.
             try:
-                return self._one_request()
+                while True:
+                    with lock:
+                        if next(remaining, None) is None:
+                            return
+                    latency = self._one_request()
+                    with lock:
+                        samples.append(latency)
             finally:
                 connection.close()
 
+        threads = [threading.Thread(target=client) for _ in range(concurrency)]
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            samples = list(pool.map(timed_request, range(count)))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         elapsed = time.perf_counter() - started
+        if len(samples) != count:
+            raise CommandError(f"Only {len(samples)} of {count} requests were answered; see the log above.")
         return count / elapsed, samples
 
     def _delete_rows(self) -> None:
