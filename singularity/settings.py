@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "singularity",
+    "singularity.rules",
     "nexus",
     "observer",
     "genesis",
@@ -138,6 +139,27 @@ LLM_PRICES = {
     "gpt-4o": {"input": 2.50, "output": 10.00},
     "o4-mini": {"input": 1.10, "output": 4.40},
 }
+
+# Genesis: rule updates, their monitor, alerts and /metrics (see docs/genesis.md).
+# Minutes between monitor runs, written into the django-q2 schedule by genesis's migration;
+# change a running system's interval on the schedule in the admin.
+GENESIS_MONITOR_INTERVAL_MINUTES = env.int("GENESIS_MONITOR_INTERVAL_MINUTES", default=1)
+# Days of monitor samples kept for the dashboard's trend; older samples are deleted by the monitor.
+GENESIS_SAMPLE_RETENTION_DAYS = env.int("GENESIS_SAMPLE_RETENTION_DAYS", default=7)
+# Alert thresholds: the oldest message of a work queue, in seconds; rules published but not
+# acknowledged, in seconds since publishing; dead-lettered messages per source queue (alert above).
+GENESIS_ALERT_OLDEST_MESSAGE_SECONDS = env.int("GENESIS_ALERT_OLDEST_MESSAGE_SECONDS", default=60)
+GENESIS_ALERT_UNACKNOWLEDGED_SECONDS = env.int("GENESIS_ALERT_UNACKNOWLEDGED_SECONDS", default=300)
+GENESIS_ALERT_DEAD_LETTERS = env.int("GENESIS_ALERT_DEAD_LETTERS", default=0)
+# Monitor runs in a row that must find a condition clear before its incident resolves.
+GENESIS_ALERT_CLEAR_RUNS = env.int("GENESIS_ALERT_CLEAR_RUNS", default=2)
+# Empty: no webhook. Otherwise an http(s) URL that receives a JSON POST when an incident opens or resolves.
+GENESIS_ALERT_WEBHOOK_URL = env.str("GENESIS_ALERT_WEBHOOK_URL", default="")
+GENESIS_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("GENESIS_ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Bearer token for /metrics; empty: only signed-in staff users may read it.
+GENESIS_METRICS_TOKEN = env.str("GENESIS_METRICS_TOKEN", default="")
+# Rules republished per transaction by manage.py genesis_backfill.
+GENESIS_BACKFILL_BATCH_SIZE = env.int("GENESIS_BACKFILL_BATCH_SIZE", default=100)
 
 # django-q2 runs schedules with the ORM broker on the same database.
 Q_CLUSTER = {

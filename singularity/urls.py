@@ -1,7 +1,9 @@
 """URL configuration for the web process."""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
+    # Before the admin, whose catch-all would otherwise take /admin/genesis/dashboard/.
+    path("", include("genesis.urls")),
     path("admin/", admin.site.urls),
 ]
