@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django_q",
     "singularity",
     "singularity.rules",
+    "singularity.hitl",
     "nexus",
     "observer",
     "genesis",
@@ -160,6 +161,15 @@ GENESIS_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("GENESIS_ALERT_WEBHOOK_TIMEOUT
 GENESIS_METRICS_TOKEN = env.str("GENESIS_METRICS_TOKEN", default="")
 # Rules republished per transaction by manage.py genesis_backfill.
 GENESIS_BACKFILL_BATCH_SIZE = env.int("GENESIS_BACKFILL_BATCH_SIZE", default=100)
+
+# Observer: human-in-the-loop approvals (see docs/approvals.md).
+# Seconds a request may wait for a decision when the agent sets no expires_at; 0 means no expiry.
+OBSERVER_DEFAULT_LIFETIME_SECONDS = env.float("OBSERVER_DEFAULT_LIFETIME_SECONDS", default=86400.0)
+# Lifetimes in seconds per "agent:task_type", "agent:*" or "*:task_type" (checked in that order),
+# as JSON, for example {"deploy-bot:deploy": 900, "*:question": 3600}.
+OBSERVER_LIFETIMES = env.json("OBSERVER_LIFETIMES", default={})
+# Seconds between refreshes of the pending list on /observer/ (htmx polling).
+OBSERVER_REFRESH_SECONDS = env.float("OBSERVER_REFRESH_SECONDS", default=1.0)
 
 # django-q2 runs schedules with the ORM broker on the same database.
 Q_CLUSTER = {

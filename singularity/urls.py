@@ -6,4 +6,5 @@ urlpatterns = [
     # Before the admin, whose catch-all would otherwise take /admin/genesis/dashboard/.
     path("", include("genesis.urls")),
     path("admin/", admin.site.urls),
+    path("observer/", include("observer.urls")),
 ]

@@ -135,3 +135,46 @@ def close_listener_before_teardown(django_db_setup, django_db_blocker):
     from singularity.messaging.notifications import get_hub
 
     get_hub().stop()
+
+
+# --- Observer (human-in-the-loop approvals) -------------------------------------------------------
+
+
+@pytest.fixture
+def approver(db, django_user_model):
+    """A staff user in the Approvers group, as ``manage.py createapprover`` makes one."""
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    from observer.permissions import ensure_approvers_group
+
+    # A transactional test's flush empties the group the migration created, so make sure it exists.
+    group = ensure_approvers_group(Group, Permission, ContentType)
+    user = django_user_model.objects.create_user("alice", password="approver-pass-1", is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def make_approval(db):
+    """Create a pending ``Approval`` directly, as the ingest consumer would; keyword arguments override fields."""
+    import uuid
+
+    from observer.models import Approval, ApprovalHistory
+
+    def make(**fields):
+        values = {
+            "request_id": uuid.uuid4(),
+            "type": "approval",
+            "agent_id": "deploy-bot",
+            "task_type": "deploy",
+            "summary": "Deploy release 42",
+            "payload": {"release": 42},
+            "reply_to": "observer_decisions",
+            **fields,
+        }
+        approval = Approval.objects.create(**values)
+        ApprovalHistory.objects.create(approval=approval, from_status="", to_status="pending")
+        return approval
+
+    return make

@@ -11,9 +11,16 @@ AI_RESULTS = "ai_results"
 DEAD_LETTERS = "dead_letters"
 GENESIS_RULE_UPDATES = "genesis_rule_updates"
 GENESIS_RULE_UPDATES_RESULTS = "genesis_rule_updates_results"
+# Human-in-the-loop: agents send requests on the first queue and observer replies to every agent
+# on the second, routed by request_id. A queue per request would break the name limit and flood pgmq.meta.
+OBSERVER_HITL_REQUESTS = "observer_hitl_requests"
+OBSERVER_DECISIONS = "observer_decisions"
 
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
-PROJECT_QUEUES = (AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS)
+PROJECT_QUEUES = (
+    AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS,
+    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS,
+)
 
 
 class QueueNameError(ValueError):
