@@ -50,6 +50,7 @@ class Command(BaseCommand):
                 children[name] = subprocess.Popen(command, env=env, start_new_session=True)
             self.stdout.write(
                 f"Singularity is running:\n"
+                f"  approvals: http://{address}/observer/\n"
                 f"  admin:    http://{address}/admin/\n"
                 f"  ask:      {sys.executable} manage.py ask \"hello\"\n"
                 f"  database: {settings.DATABASES['default']['NAME']} on {settings.DATABASES['default']['HOST']}\n"
