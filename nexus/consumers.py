@@ -29,7 +29,7 @@ def handle_request(delivery: Delivery) -> DeadLetter | None:
     try:
         AI_REQUEST.validate(body)
     except InvalidMessage as exc:
-        # The agent is told at once, and the bad message is kept for an operator.
+        # The agent gets an error result at once, and the bad message is kept for an operator.
         publish_error(request_id, ErrorType.INVALID_REQUEST, f"Invalid request: {exc}")
         return DeadLetter("invalid_body", str(exc))
 

@@ -12,7 +12,7 @@ class Provider(models.TextChoices):
 
 
 class Route(models.Model):
-    """Which provider and model serve a task type at a complexity; ``*`` matches every task type."""
+    """A routing-table entry: the provider and model for a task type at a complexity (``*``: any task type)."""
 
     task_type = models.CharField(
         max_length=40, choices=[(ANY_TASK_TYPE, "any task type"), *TaskType.choices], default=ANY_TASK_TYPE

@@ -1,4 +1,4 @@
-"""What every provider takes, returns and raises."""
+"""Types shared by every provider: the call, the completion and the errors."""
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ class LlmCall:
 
 @dataclass(frozen=True)
 class Completion:
-    """A provider's answer and the token usage it reported."""
+    """A provider's response text and the token usage it reported."""
 
     text: str
     model: str

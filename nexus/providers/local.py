@@ -1,4 +1,4 @@
-"""The offline provider: deterministic answers that say plainly where they come from."""
+"""The offline provider: deterministic responses that state plainly that no model wrote them."""
 import hashlib
 
 from .base import Completion, LlmCall
@@ -7,7 +7,7 @@ NAME = "local"
 
 
 class LocalProvider:
-    """Answer without any network access; the default when no provider is configured."""
+    """Respond without any network access; the default when no provider is configured."""
 
     name = NAME
 

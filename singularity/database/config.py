@@ -41,7 +41,12 @@ def database_url(config: dict) -> str:
     """Return a ``postgresql://`` URL that reaches the same database as ``config``."""
     user = quote(config.get("USER") or "", safe="")
     password = quote(config.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    if password:
+        credentials = f"{user}:{password}@"
+    elif user:
+        credentials = f"{user}@"
+    else:
+        credentials = ""
     host = quote(config.get("HOST") or "", safe="")
     port = f":{config['PORT']}" if config.get("PORT") else ""
     # Integers are kept too: django-environ reads "connect_timeout=5" back as the int 5.

@@ -106,7 +106,7 @@ AI_RESULT = Contract(
     ),
 )
 
-# What the runtime checks before nexus sees a request: without a valid request_id nobody can be
-# told about a failure, so such a body is dead-lettered at once. Nexus checks the rest itself and
+# The runtime checks only this before nexus handles a request. Without a valid request_id no error
+# result can reach the agent, so such a body is dead-lettered at once. Nexus checks the rest itself and
 # answers the waiting agent with an error result.
 AI_REQUEST_ENVELOPE = Contract(queue=AI_REQUESTS, fields=(Field("request_id", (str,), check=_check_uuid),))

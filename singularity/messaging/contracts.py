@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 
 class InvalidMessage(ValueError):
-    """A message body breaks its queue's contract; the text says which field and why."""
+    """A message body breaks its queue's contract; the message names the field and the reason."""
 
 
 @dataclass(frozen=True)

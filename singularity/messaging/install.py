@@ -9,7 +9,7 @@ BUNDLED_SQL = "bundled_sql"
 
 @dataclass(frozen=True)
 class PgmqSetup:
-    """How pgmq got into the database, which version, and whether this call installed it."""
+    """The install method and version of pgmq, and whether this call installed it."""
 
     method: str
     version: str
