@@ -57,3 +57,24 @@ def test_ask_prints_answer(clean_queues, start_worker):
     assert "request_id:" in output
     assert "tokens:" in output
     assert "latency:" in output
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("timeout", ["nan", "inf"])
+def test_ask_rejects_non_finite_timeout(timeout):
+    with pytest.raises(CommandError, match="finite"):
+        run("ask", "hello", timeout=float(timeout))
+
+
+def test_run_workers_rejects_empty_only():
+    with pytest.raises(CommandError, match="empty consumer"):
+        run("run_workers", only=[""])
+
+
+@pytest.mark.django_db
+def test_queues_dead_letters_shows_body(clean_queues):
+    clean_queues.send(DEAD_LETTERS, {"queue": "ai_requests", "reason": "invalid_body", "error": "x", "body": {"oops": 1}})
+
+    output = run("queues", "dead-letters", "--body")
+
+    assert 'body: {"oops": 1}' in output

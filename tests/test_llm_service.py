@@ -101,7 +101,7 @@ def test_dispatch_rejects_empty_messages(clean_queues):
 def test_await_times_out_without_worker(clean_queues):
     request_id = dispatch()
 
-    with pytest.raises(ResultTimeout, match="run_workers"):
+    with pytest.raises(ResultTimeout, match="stays queued"):
         await_responses_result(request_id, timeout=0.3)
 
     # Nothing is lost: the request is still queued for a worker.

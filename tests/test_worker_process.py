@@ -83,7 +83,7 @@ def test_only_unknown_consumer_fails(test_db_url):
     completed = run_manage(test_db_url, "run_workers", "--only", "bogus")
 
     assert completed.returncode != 0
-    assert "Unknown consumer(s): bogus" in completed.stderr
+    assert "Unknown consumer(s) in --only: bogus" in completed.stderr
     assert "Known consumers: ai_requests, ai_results" in completed.stderr
 
 
@@ -91,7 +91,7 @@ def test_only_unknown_among_known_fails(test_db_url):
     completed = run_manage(test_db_url, "run_workers", "--only", "ai_requests,bogus")
 
     assert completed.returncode != 0
-    assert "Unknown consumer(s): bogus" in completed.stderr
+    assert "Unknown consumer(s) in --only: bogus" in completed.stderr
 
 
 def test_only_accepts_comma_list(clean_queues, start_worker):

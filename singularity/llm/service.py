@@ -38,8 +38,8 @@ class ResultTimeout(LlmRequestError, TimeoutError):
 
     def __init__(self, request_id: str, timeout: float):
         super().__init__(
-            f"No result for request {request_id} within {timeout:g} s. The request stays queued; "
-            "check that a worker is running (manage.py run_workers) and wait again."
+            f"No result for request {request_id} within {timeout:g} s; the request stays queued and is "
+            "answered when a worker reaches it."
         )
         self.request_id = request_id
         self.timeout = timeout

@@ -17,7 +17,8 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 LOOP_TIMEOUT_SECONDS = 0.2  # How long the listener blocks before it looks for new channels.
-RECONNECT_DELAY_SECONDS = 1.0
+RECONNECT_DELAY_SECONDS = 1.0  # First wait after a lost connection; it doubles up to the maximum.
+MAX_RECONNECT_DELAY_SECONDS = 30.0
 
 
 class Watch:
@@ -105,18 +106,23 @@ class NotificationHub:
                 self._listened.wait(remaining)
 
     def _run(self) -> None:
+        failures = 0
         while not self._stopped.is_set():
             try:
                 self._listen_forever()
             except psycopg.Error as exc:
                 if self._stopped.is_set():
                     break
-                logger.warning("notifications.connection_lost", extra={"error": str(exc)})
+                failures = 0 if self._listening else failures
+                failures += 1
+                # One WARNING per outage; the retries of a server that stays down log at DEBUG.
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                logger.log(level, "notifications.connection_lost", extra={"error": str(exc), "failures": failures})
                 self._reconnecting = True
                 with self._lock:
                     self._pending |= self._listening
                     self._listening.clear()
-                self._stopped.wait(RECONNECT_DELAY_SECONDS)
+                self._stopped.wait(min(RECONNECT_DELAY_SECONDS * 2 ** (failures - 1), MAX_RECONNECT_DELAY_SECONDS))
             finally:
                 self._close()
 

@@ -15,6 +15,11 @@ class ConsumerSpec:
     handler: Callable
     contract: Contract | None = None
     max_attempts: int | None = None  # None: settings.WORKER_MAX_ATTEMPTS.
+    # True: the runtime calls the handler outside a transaction, and the handler archives or hides
+    # the message itself (quantum_flow's step worker commits an attempt before running a step).
+    owns_transaction: bool = False
+    # Returns why this consumer must not run in this process (a pipeline switched off), or None.
+    disabled_reason: Callable[[], str | None] | None = None
 
     def __post_init__(self):
         # The runtime reads 0 as "use the setting" and dead-letters every message below 1, so reject both.
@@ -35,16 +40,24 @@ class ConsumerRegistrationError(ValueError):
     """A consumer name is taken, or its ``max_attempts`` is invalid."""
 
 
-def consumer(queue: str, *, name: str | None = None, contract: Contract | None = None, max_attempts: int | None = None):
+def consumer(
+    queue: str,
+    *,
+    name: str | None = None,
+    contract: Contract | None = None,
+    max_attempts: int | None = None,
+    owns_transaction: bool = False,
+    disabled_reason: Callable[[], str | None] | None = None,
+):
     """Register the decorated function as the handler of ``queue``.
 
     The handler receives a ``Delivery`` and runs inside the transaction that archives the message,
-    so its writes and the acknowledgement commit together.
+    so its writes and the acknowledgement commit together, unless ``owns_transaction`` is set.
     """
     validate_queue_name(queue)
 
     def register(handler: Callable) -> Callable:
-        spec = ConsumerSpec(name or queue, queue, handler, contract, max_attempts)
+        spec = ConsumerSpec(name or queue, queue, handler, contract, max_attempts, owns_transaction, disabled_reason)
         existing = _consumers.get(spec.name)
         if existing is not None and existing.handler is not handler:
             raise ConsumerRegistrationError(

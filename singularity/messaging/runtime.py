@@ -1,7 +1,7 @@
 """The consumer runtime: read with a visibility timeout, handle, archive; retry or dead-letter.
 
-Lifecycle of one message: it is read and hidden for the visibility timeout; its body is checked
-against the consumer's contract; the handler runs in a transaction that also archives the message.
+Lifecycle of one message: a read hides it for the visibility timeout. Its body is checked against
+the consumer's contract, then the handler runs in a transaction that also archives the message.
 A handler error hides the message again for an exponential backoff. When the attempts run out, or
 at once for an invalid body, the message moves to the ``dead_letters`` queue with the reason and
 its original body. A worker killed mid-message loses nothing: the message reappears after its
@@ -26,6 +26,8 @@ from .registry import ConsumerSpec
 
 logger = logging.getLogger(__name__)
 
+MAX_LOOP_PAUSE_SECONDS = 60.0  # Longest pause between retries while the database is unreachable.
+
 
 class RetryLater(Exception):
     """Raised by a handler to try the message again, after ``delay`` seconds or the usual backoff."""
@@ -49,8 +51,8 @@ def _is_valid_delay(delay: object) -> bool:
 class DeadLetter:
     """Returned by a handler to dead-letter the message in the same transaction as its other writes.
 
-    A handler uses it when it has already told someone about a bad message (an error result, say)
-    and the original must still be kept for an operator.
+    A handler uses it when it has already reported a bad message (with an error result, say) and
+    the original must still be kept for an operator.
     """
 
     reason: str
@@ -59,7 +61,7 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One attempt at handling a message, as a handler sees it."""
+    """One attempt at handling a message, as passed to the handler."""
 
     message: Message
     body: Any
@@ -105,7 +107,7 @@ def dead_letter_body(message: Message, *, reason: str, error: str | None, attemp
 
 
 class Outcome:
-    """What happened to one message; returned by ``ConsumerWorker.handle``."""
+    """The outcome of handling one message, returned by ``ConsumerWorker.handle``."""
 
     ARCHIVED = "archived"
     RETRYING = "retrying"
@@ -147,6 +149,7 @@ class ConsumerWorker:
         """Loop until ``stop``: handle what is visible, then wait for a notification or the poll interval."""
         logger.info("worker.consumer_started", extra={"consumer": self.spec.name, "queue": self.queue})
         self._watch = self.hub.watch(insert_channel(self.queue))
+        failures = 0
         try:
             while not self._stopping.is_set():
                 try:
@@ -154,16 +157,24 @@ class ConsumerWorker:
                     if handled >= self.batch_size:
                         continue  # A full batch: more may be waiting.
                     # A short batch emptied the visible queue, so wait instead of reading again: a
-                    # notification during the batch ends the wait at once. Only an empty read asks
-                    # the database when a hidden message reappears (a query, so inside the try).
+                    # notification during the batch ends the wait at once. Only after an empty read is
+                    # the database queried for the next hidden message's return (inside the try).
                     idle_timeout = self._retry_timeout() if handled else self._idle_timeout()
-                except Exception:
-                    # A lost database connection must not end the thread: log, reconnect, go on.
-                    logger.exception("worker.loop_failed", extra={"consumer": self.spec.name, "queue": self.queue})
+                except Exception as exc:
+                    # A lost database connection must not end the thread: log, reconnect, go on. The
+                    # first failure of an outage logs its traceback, later ones one line each, and
+                    # the pause doubles up to a minute so a server that stays down is not hammered.
+                    failures += 1
+                    ids = {"consumer": self.spec.name, "queue": self.queue, "failures": failures}
+                    if failures == 1:
+                        logger.exception("worker.loop_failed", extra=ids)
+                    else:
+                        logger.error("worker.loop_failed", extra={**ids, "error": f"{type(exc).__name__}: {exc}"})
                     close_old_connections()
                     connection.close()
-                    self._stopping.wait(self.poll_interval)
+                    self._stopping.wait(min(self.poll_interval * 2 ** min(failures - 1, 10), MAX_LOOP_PAUSE_SECONDS))
                     continue
+                failures = 0
                 self._watch.wait(idle_timeout)
         finally:
             self._watch.close()
@@ -201,11 +212,16 @@ class ConsumerWorker:
         delivery = Delivery(message, body, message.read_ct, self.max_attempts)
         started = time.perf_counter()
         try:
-            with transaction.atomic():
+            if self.spec.owns_transaction:
                 verdict = self.spec.handler(delivery)
                 if isinstance(verdict, DeadLetter):
-                    self._send_dead_letter(message, verdict.reason, verdict.error)
-                self.queues.archive(message.queue, message.msg_id)
+                    return self._dead_letter(message, reason=verdict.reason, error=verdict.error, ids=ids)
+            else:
+                with transaction.atomic():
+                    verdict = self.spec.handler(delivery)
+                    if isinstance(verdict, DeadLetter):
+                        self._send_dead_letter(message, verdict.reason, verdict.error)
+                    self.queues.archive(message.queue, message.msg_id)
         except InvalidMessage as exc:
             return self._dead_letter(message, reason="invalid_body", error=str(exc), ids=ids)
         except RetryLater as exc:

@@ -1,4 +1,6 @@
 """Send one prompt through the queue path and print the answer with its usage and latency."""
+import logging
+import math
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -24,14 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--agent-id", default="cli", help="Agent id recorded on the request (default: cli).")
 
     def handle(self, *args, **options):
-        if options["timeout"] <= 0:
-            raise CommandError(f"--timeout {options['timeout']:g} is invalid: give a number of seconds > 0.")
+        if not math.isfinite(options["timeout"]) or options["timeout"] <= 0:
+            raise CommandError(f"--timeout {options['timeout']:g} is invalid: give a finite number of seconds > 0.")
+        if options["verbosity"] < 2:
+            # The answer goes to stdout; per-request INFO lines on stderr would only clutter it.
+            logging.getLogger("singularity").setLevel(logging.WARNING)
         if not options["text"].strip():
             raise CommandError("The prompt is empty: pass the text to send, for example: manage.py ask \"hello\".")
         if not _worker_connected():
             self.stderr.write(
-                f"No worker is connected to the database; waiting up to {options['timeout']:g} s in case one starts. "
-                "Start one with 'python manage.py run_workers' or 'python manage.py runstack'."
+                f"No worker is connected to the database; waiting up to {options['timeout']:g} s in case one starts."
             )
 
         started = time.perf_counter()
@@ -46,8 +50,11 @@ class Command(BaseCommand):
         except InvalidRequest as exc:
             raise CommandError(str(exc)) from exc
         except ResultTimeout as exc:
-            hint = "" if _worker_connected() else " No worker is connected: start one with 'python manage.py run_workers'."
-            raise CommandError(f"{exc}{hint}") from exc
+            if _worker_connected():
+                hint = "A worker is connected but has not answered; see its log, or ask again with a longer --timeout."
+            else:
+                hint = "No worker is connected: start one with 'manage.py run_workers' or 'manage.py runstack'."
+            raise CommandError(f"{exc} {hint}") from exc
         except ProviderFailure as exc:
             raise CommandError(f"{exc} (request_id {exc.result.request_id})") from exc
         total_ms = (time.perf_counter() - started) * 1000

@@ -1,6 +1,8 @@
 """Show how pgmq was installed and the state of every queue; list dead-lettered messages."""
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+import json
+
+from django.db import DatabaseError, OperationalError
 
 from singularity.messaging.queues import DEAD_LETTERS
 
@@ -9,20 +11,26 @@ class Command(BaseCommand):
     help = "Inspect pgmq: 'status' shows the install record and each queue's figures; 'dead-letters' lists given-up messages."
 
     def add_arguments(self, parser):
-        subcommands = parser.add_subparsers(dest="action", required=True)
+        subcommands = parser.add_subparsers(dest="command", metavar="{status,dead-letters}", required=True)
         subcommands.add_parser("status", help="pgmq install method and version, and each queue's figures.")
         dead = subcommands.add_parser("dead-letters", help="List messages in the dead-letter queue without consuming them.")
         dead.add_argument("--limit", type=int, default=20, help="How many to show, newest first (default 20).")
+        dead.add_argument("--body", action="store_true", help="Also print each original message body as JSON.")
 
     def handle(self, *args, **options):
         try:
-            if options["action"] == "status":
+            if options["command"] == "status":
                 self._status()
             else:
-                self._dead_letters(options["limit"])
+                self._dead_letters(options["limit"], show_body=options["body"])
+        except OperationalError as exc:
+            raise CommandError(
+                f"Cannot connect to the database: {' '.join(str(exc).split())} "
+                "Check DATABASE_URL, or unset it to use the embedded server."
+            ) from exc
         except DatabaseError as exc:
             raise CommandError(
-                f"Reading pgmq failed: {exc}. Run 'manage.py migrate' to install pgmq and create the queues."
+                f"Reading pgmq failed: {exc} Run 'manage.py migrate' to install pgmq and create the queues."
             ) from exc
 
     def _status(self):
@@ -47,7 +55,7 @@ class Command(BaseCommand):
                 f"{metrics.total_messages:>9}  {notify}"
             )
 
-    def _dead_letters(self, limit: int):
+    def _dead_letters(self, limit: int, *, show_body: bool):
         from django.db import connection
 
         from singularity.models import Queue
@@ -58,15 +66,19 @@ class Command(BaseCommand):
             raise CommandError(f"Queue {DEAD_LETTERS!r} does not exist; run 'manage.py migrate'.")
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT msg_id, enqueued_at, message->>'queue', message->>'reason', message->>'error' "
+                "SELECT msg_id, enqueued_at, message->>'queue', message->>'reason', message->>'error', message->'body' "
                 "FROM pgmq.q_dead_letters ORDER BY msg_id DESC LIMIT %s",
                 [limit],
             )
             rows = cursor.fetchall()
         if not rows:
             self.stdout.write("No dead-lettered messages.")
-        for msg_id, enqueued_at, queue, reason, error in rows:
+        for msg_id, enqueued_at, queue, reason, error, body in rows:
             self.stdout.write(f"#{msg_id} {enqueued_at:%Y-%m-%d %H:%M:%S} from {queue}: {reason}: {error}")
+            if show_body:
+                # Django loads jsonb as text, so the body arrives as its JSON string.
+                parsed = json.loads(body) if isinstance(body, str) else body
+                self.stdout.write(f"    body: {json.dumps(parsed, ensure_ascii=False)}")
 
 
 def _age(seconds):

@@ -6,7 +6,7 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from singularity.messaging.notifications import get_hub
 from singularity.messaging.registry import handler_path, registered_consumers
@@ -42,17 +42,43 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}\tqueue={spec.queue}\thandler={handler_path(spec.handler)}")
             return
 
-        wanted = [name.strip() for value in options["only"] for name in value.split(",") if name.strip()]
+        wanted = [name.strip() for value in options["only"] for name in value.split(",")]
+        if "" in wanted:
+            raise CommandError(
+                f"--only {', '.join(repr(value) for value in options['only'])} names an empty consumer; "
+                f"give consumer names from --list: {', '.join(consumers)}."
+            )
         unknown = sorted(set(wanted) - set(consumers))
         if unknown:
             raise CommandError(
-                f"Unknown consumer(s): {', '.join(unknown)}. Known consumers: {', '.join(consumers)}."
+                f"Unknown consumer(s) in --only: {', '.join(unknown)}. Known consumers: {', '.join(consumers)}."
             )
-        specs = [spec for name, spec in consumers.items() if not wanted or name in wanted]
+        specs = []
+        for name, spec in consumers.items():
+            if wanted and name not in wanted:
+                continue
+            reason = spec.disabled_reason() if spec.disabled_reason else None
+            if reason:
+                logger.info("worker.consumer_disabled", extra={"consumer": name, "reason": reason})
+                self.stdout.write(f"Skipping consumer {name}: {reason}.")
+                continue
+            specs.append(spec)
+        if not specs:
+            raise CommandError(
+                "Every selected consumer is switched off in this process (see the lines above); "
+                "turn its pipeline on or pick other consumers with --only."
+            )
 
         # Tag this process's connections so operators (and ``ask``) can see a worker is connected.
         settings.DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = WORKER_APPLICATION_NAME
         connections.close_all()
+        try:
+            connections["default"].ensure_connection()
+        except DatabaseError as exc:
+            raise CommandError(
+                f"Cannot connect to the database: {' '.join(str(exc).split())} "
+                "Check DATABASE_URL, or unset it to use the embedded server."
+            ) from exc
 
         stop_requested = threading.Event()
 

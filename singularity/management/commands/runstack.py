@@ -66,8 +66,8 @@ class Command(BaseCommand):
             self._stop(children)
         if exited:
             raise CommandError(
-                f"The {exited} process exited with status {children[exited].returncode}; stopped the others. "
-                "See its output above."
+                f"The {exited} process exited on its own (status {children[exited].returncode}), so runstack "
+                "stopped the others. See its output above."
             )
         self.stdout.write("Stopped web, workers and scheduler.")
 
