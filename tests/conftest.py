@@ -178,3 +178,29 @@ def make_approval(db):
         return approval
 
     return make
+
+
+# --- quantum_flow -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flow_queues(queues):
+    """Create and empty the queues of the test flows and their effects queue; return the manager."""
+    from singularity.quantum_flow import registered_flows
+    from tests.quantum_flow_flows import EFFECTS_QUEUE
+
+    names = [flow.queue_name() for flow in registered_flows().values()] + [EFFECTS_QUEUE]
+    for name in names:
+        queues.create(name)
+        queues.purge(name)
+    return queues
+
+
+@pytest.fixture
+def fake_anthropic():
+    """A fake Anthropic Messages API on 127.0.0.1."""
+    from tests.fakes.anthropic_server import FakeMessagesServer
+
+    server = FakeMessagesServer().start()
+    yield server
+    server.stop()

@@ -1,9 +1,10 @@
 """The table of LLM providers by name."""
+from .anthropic import AnthropicProvider
 from .base import Completion, LlmCall, ProviderError, ProviderNotConfigured
 from .local import LocalProvider
 from .openai import OpenAIProvider
 
-_PROVIDERS = {"local": LocalProvider(), "openai": OpenAIProvider()}
+_PROVIDERS = {"local": LocalProvider(), "openai": OpenAIProvider(), "anthropic": AnthropicProvider()}
 
 
 class UnknownProvider(LookupError):
@@ -22,6 +23,7 @@ def get_provider(name: str):
 def reset_clients() -> None:
     """Drop cached SDK clients so changed settings take effect (used by tests)."""
     _PROVIDERS["openai"] = OpenAIProvider()
+    _PROVIDERS["anthropic"] = AnthropicProvider()
 
 
-__all__ = ["Completion", "LlmCall", "ProviderError", "ProviderNotConfigured", "get_provider", "reset_clients"]
+__all__ = ["Completion", "LlmCall", "ProviderError", "ProviderNotConfigured", "UnknownProvider", "get_provider", "reset_clients"]

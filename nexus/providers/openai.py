@@ -103,8 +103,11 @@ def _error_message(exc: openai.APIStatusError) -> str:
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
+    return parse_retry_after(exc.response.headers)
+
+
+def parse_retry_after(headers) -> float | None:
     """Read the delay from ``retry-after-ms`` or ``retry-after`` (seconds); ignore dates and junk."""
-    headers = exc.response.headers
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value is None:

@@ -15,11 +15,13 @@ GENESIS_RULE_UPDATES_RESULTS = "genesis_rule_updates_results"
 # on the second, routed by request_id. A queue per request would break the name limit and flood pgmq.meta.
 OBSERVER_HITL_REQUESTS = "observer_hitl_requests"
 OBSERVER_DECISIONS = "observer_decisions"
+# Step tasks of nexus's nexus_llm flow (quantum_flow names a flow's queue flow_<slug>).
+FLOW_NEXUS_LLM = "flow_nexus_llm"
 
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
 PROJECT_QUEUES = (
     AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS,
-    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS,
+    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM,
 )
 
 

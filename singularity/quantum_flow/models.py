@@ -1,0 +1,118 @@
+"""Runs, step states and attempts of quantum_flow flows."""
+import uuid
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "pending (waiting for dependencies)"
+    QUEUED = "queued", "queued (task sent)"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out", "timed out"
+    # The worker stopped (was killed, lost its connection) before it recorded an outcome.
+    ABANDONED = "abandoned"
+    # The attempt finished after the run was cancelled or failed, or after a newer attempt took over.
+    DISCARDED = "discarded"
+
+
+class FlowRun(models.Model):
+    """One execution of a flow.
+
+    Lifecycle: ``start_flow`` creates it ``running`` with a step state per step. It becomes
+    ``completed`` when its last step completes, ``failed`` when a step runs out of attempts (the
+    other unfinished steps are then cancelled), or ``cancelled`` by ``cancel_run``. A failed run can
+    be retried from its failed step, which makes it ``running`` again.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow = models.CharField(max_length=60, db_index=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True)
+    input = models.JSONField(null=True)
+    # Steps not yet completed; the last completion brings it to 0 and completes the run.
+    remaining_steps = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+    failed_step = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Not a column: the outputs by step name that an eager ``start_flow`` returns with the run.
+    step_outputs: dict | None = None
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["flow", "status"], name="quantum_flow_run_flow_status")]
+
+    def __str__(self) -> str:
+        return f"{self.flow} {self.id} ({self.status})"
+
+
+class StepState(models.Model):
+    """The state of one step in one run.
+
+    Lifecycle: ``pending`` until its dependencies complete, then ``queued`` with a task on the flow's
+    queue, ``running`` while a worker runs an attempt, and ``completed`` with its output. A failed
+    attempt returns it to ``queued`` for the retry; the last failed attempt makes it ``failed``.
+    Steps left unfinished by a failed or cancelled run become ``cancelled``.
+    """
+
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.PENDING)
+    depends_on = models.JSONField(default=list)
+    # Dependencies not yet completed; the completion that brings it to 0 sends this step's task.
+    remaining_deps = models.PositiveIntegerField(default=0)
+    # Attempts claimed so far, over every retry of the run; the attempt budget counts from attempts_base.
+    attempts = models.PositiveIntegerField(default=0)
+    attempts_base = models.PositiveIntegerField(default=0)
+    task_msg_id = models.BigIntegerField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="quantum_flow_step_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+
+class StepAttempt(models.Model):
+    """One attempt at a step: when it ran, on which worker, and how it ended."""
+
+    step = models.ForeignKey(StepState, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING)
+    msg_id = models.BigIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    retry_delay_s = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step", "number"]
+        constraints = [models.UniqueConstraint(fields=["step", "number"], name="quantum_flow_attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} ({self.status})"

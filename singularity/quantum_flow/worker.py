@@ -1,0 +1,88 @@
+"""The step worker: one consumer per flow on its ``flow_<slug>`` queue, run by ``manage.py run_workers``.
+
+``PGFLOW_<SLUG>_ENABLED`` (default true) switches a flow's consumer on or off in a process, so the
+pipelines of one deployment can run on separate machines.
+"""
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from singularity.messaging.contracts import Contract, Field
+from singularity.messaging.registry import consumer
+from singularity.messaging.runtime import Delivery
+
+from .definitions import Flow, on_register
+from .executor import Task, execute_task
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# The engine counts attempts per step and fails the run after the last one, so the runtime's own
+# read limit only has to stop a task that kills every worker before it is even claimed.
+TASK_MAX_READS = 1000
+
+
+def step_task_contract(flow: type[Flow]) -> Contract:
+    return Contract(
+        queue=flow.queue_name(),
+        fields=(Field("run_id", (str,)), Field("step", (str,), check=lambda name: _check_step(flow, name))),
+    )
+
+
+def _check_step(flow: type[Flow], name: str) -> str | None:
+    if name in flow.step_map:
+        return None
+    return f"names no step of flow {flow.slug!r}; its steps are {', '.join(flow.step_map)}"
+
+
+def pipeline_enabled(flow: type[Flow]) -> bool:
+    """Read ``PGFLOW_<SLUG>_ENABLED`` from the environment (or ``.env``); unset means enabled."""
+    variable = flow.enabled_variable()
+    raw = os.environ.get(variable, "").strip().lower()
+    if not raw or raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{variable}={os.environ[variable]!r} is invalid: use true or false.")
+
+
+class StepTaskHandler:
+    """The consumer of one flow's queue: turn each message into a ``Task`` and execute it."""
+
+    def __init__(self, flow: type[Flow]):
+        self.flow = flow
+
+    def __call__(self, delivery: Delivery) -> None:
+        body = delivery.body
+        execute_task(self.flow, Task(delivery.message.msg_id, body["run_id"], body["step"]))
+        return None
+
+    def disabled_reason(self) -> str | None:
+        if pipeline_enabled(self.flow):
+            return None
+        return f"{self.flow.enabled_variable()} is false"
+
+
+_handlers: dict[str, StepTaskHandler] = {}
+
+
+def register_step_consumer(flow: type[Flow]) -> None:
+    """Register the consumer ``flow_<slug>`` for ``flow``'s queue.
+
+    A flow registered again (its module reloaded) keeps its handler object, which the consumer
+    table accepts as the same registration.
+    """
+    handler = _handlers.setdefault(flow.slug, StepTaskHandler(flow))
+    handler.flow = flow
+    consumer(
+        flow.queue_name(),
+        name=flow.queue_name(),
+        contract=step_task_contract(flow),
+        max_attempts=TASK_MAX_READS,
+        owns_transaction=True,
+        disabled_reason=handler.disabled_reason,
+    )(handler)
+
+
+def connect() -> None:
+    """Give every flow, registered now or later, its consumer."""
+    on_register(register_step_consumer)
