@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "singularity.rules",
     "singularity.hitl",
     "singularity.quantum_flow",
+    "singularity.agents",
     "nexus",
     "observer",
     "genesis",
@@ -181,6 +182,18 @@ GENESIS_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("GENESIS_ALERT_WEBHOOK_TIMEOUT
 GENESIS_METRICS_TOKEN = env.str("GENESIS_METRICS_TOKEN", default="")
 # Rules republished per transaction by manage.py genesis_backfill.
 GENESIS_BACKFILL_BATCH_SIZE = env.int("GENESIS_BACKFILL_BATCH_SIZE", default=100)
+
+# Agents (see docs/agents.md). The folder the code_quality and documentation agents may read and
+# change; a relative path is relative to SINGULARITY_DATA_DIR.
+AGENTS_WORKSPACE_ROOT = SINGULARITY_DATA_DIR / env.str("AGENTS_WORKSPACE_ROOT", default="workspace")
+# Largest file, in bytes, those agents read.
+AGENTS_MAX_FILE_BYTES = env.int("AGENTS_MAX_FILE_BYTES", default=200_000)
+# Seconds an agent's proposal or question may wait for a decision; 0: observer's default lifetime.
+AGENTS_APPROVAL_EXPIRES_SECONDS = env.float("AGENTS_APPROVAL_EXPIRES_SECONDS", default=0.0)
+# Highest error rate (0 to 1) at which cost_optimizer still proposes a cheaper model, and the
+# fewest results per task type and model it needs before it trusts a rate.
+AGENTS_COST_MAX_ERROR_RATE = env.float("AGENTS_COST_MAX_ERROR_RATE", default=0.05)
+AGENTS_COST_MIN_SAMPLES = env.int("AGENTS_COST_MIN_SAMPLES", default=5)
 
 # Observer: human-in-the-loop approvals (see docs/approvals.md).
 # Seconds a request may wait for a decision when the agent sets no expires_at; 0 means no expiry.
