@@ -214,6 +214,8 @@ def _finish_attempt(attempt: _AttemptRecord, status: str, started: float, error:
 
 def _store(flow: type[Flow], run_id, records: dict[str, _StepRecord], run_error: str, failed_step: str) -> str:
     """Write the step rows, their attempts, the retry tasks and the run's status."""
+    # TODO: fold the run row's insert into this statement until one nexus worker drains 200
+    # requests/s again; it drains about 130/s since the flow (docs/benchmarks.md).
     from singularity.models import Queue
 
     now = timezone.now()
