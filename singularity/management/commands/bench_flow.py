@@ -1,10 +1,6 @@
 """Benchmark quantum_flow's own cost with a four-step flow whose steps do nothing."""
 import logging
 import os
-import statistics
-import subprocess
-import sys
-import threading
 import time
 import uuid
 
@@ -12,10 +8,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from singularity.database import database_url
+from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
 
 BENCHMARK_MODULE = "singularity.quantum_flow.benchmark"
-WORKER_START_TIMEOUT = 60  # seconds
 RUN_TIMEOUT = 30  # seconds for one run before the benchmark gives up
 
 
@@ -43,14 +38,13 @@ class Command(BaseCommand):
         # Per-run INFO lines would cost more than the engine being measured.
         logging.getLogger("singularity").setLevel(logging.WARNING)
         Queue.objects.create(NoOpFlow.queue_name())
-        worker = self._start_worker(NoOpFlow)
+        worker = start_worker("--only", NoOpFlow.queue_name(), QUANTUM_FLOW_MODULES=BENCHMARK_MODULE)
         try:
             for _ in range(options["warmup"]):
                 self._queued_run(NoOpFlow)
             queued = [self._queued_run(NoOpFlow) for _ in range(options["runs"])]
         finally:
-            worker.terminate()
-            worker.wait(30)
+            stop_worker(worker)
         for _ in range(options["warmup"]):
             self._eager_run(NoOpFlow)
         eager = [self._eager_run(NoOpFlow) for _ in range(options["runs"])]
@@ -90,43 +84,10 @@ class Command(BaseCommand):
             start_flow(flow, {}, eager=True)
         return (time.perf_counter() - started) * 1000
 
-    def _start_worker(self, flow) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
-            "QUANTUM_FLOW_MODULES": BENCHMARK_MODULE,
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        worker = subprocess.Popen(
-            [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_workers", "--only", flow.queue_name()],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = threading.Event()
-
-        def read_output():
-            for line in worker.stdout:
-                if "Workers running" in line:
-                    ready.set()
-
-        threading.Thread(target=read_output, daemon=True).start()
-        if not ready.wait(WORKER_START_TIMEOUT):
-            worker.kill()
-            raise CommandError(f"run_workers did not start within {WORKER_START_TIMEOUT} s.")
-        return worker
-
     def _delete_runs(self, flow) -> None:
         from singularity.quantum_flow.models import FlowRun
 
         FlowRun.objects.filter(flow=flow.slug).delete()
 
     def _report(self, label: str, samples: list[float]) -> None:
-        ordered = sorted(samples)
-        quantiles = statistics.quantiles(ordered, n=100, method="inclusive")
-        self.stdout.write(
-            f"{label:<34} n={len(ordered):<5} p50={quantiles[49]:7.2f} ms  p95={quantiles[94]:7.2f} ms  "
-            f"p99={quantiles[98]:7.2f} ms  max={ordered[-1]:7.2f} ms"
-        )
+        self.stdout.write(percentile_line(label, samples, width=34))

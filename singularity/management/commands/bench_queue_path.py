@@ -1,9 +1,6 @@
 """Benchmark the LLM queue path with the local provider, next to a raw pgmq round trip."""
 import logging
 import os
-import statistics
-import subprocess
-import sys
 import threading
 import time
 
@@ -11,12 +8,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from singularity.database import database_url
+from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
 from singularity.llm.service import await_responses_result, dispatch_request
 
 BENCH_QUEUE = "bench_raw_round_trip"
 BENCH_AGENT = "bench_queue_path"
-WORKER_START_TIMEOUT = 60  # seconds
 
 
 class Command(BaseCommand):
@@ -47,7 +43,7 @@ class Command(BaseCommand):
 
         # Per-request INFO lines would cost more than the path being measured.
         logging.getLogger("singularity").setLevel(logging.WARNING)
-        worker = None if options["external_worker"] else self._start_worker()
+        worker = None if options["external_worker"] else start_worker(LLM_PROVIDER="local")
         drain = None
         try:
             raw = self._raw_round_trips(options["raw"])
@@ -56,12 +52,12 @@ class Command(BaseCommand):
             sequential = [self._one_request() for _ in range(options["requests"])]
             throughput, concurrent = self._throughput(options["throughput_requests"], options["concurrency"])
             if worker is not None:
-                self._stop_worker(worker)
+                stop_worker(worker)
                 worker = None
                 drain = self._drain(options["backlog"])
         finally:
             if worker is not None:
-                self._stop_worker(worker)
+                stop_worker(worker)
             if not options["keep_rows"]:
                 self._delete_rows()
 
@@ -93,48 +89,15 @@ class Command(BaseCommand):
             for _ in range(count)
         ]
         dispatched_per_second = count / (time.perf_counter() - started)
-        worker = self._start_worker()
+        worker = start_worker(LLM_PROVIDER="local")
         try:
             ready_at = time.perf_counter()
             for request_id in request_ids:
                 await_responses_result(request_id, timeout=300)
             drained_per_second = count / (time.perf_counter() - ready_at)
         finally:
-            self._stop_worker(worker)
+            stop_worker(worker)
         return dispatched_per_second, drained_per_second
-
-    @staticmethod
-    def _stop_worker(worker: subprocess.Popen) -> None:
-        worker.terminate()
-        worker.wait(30)
-
-    def _start_worker(self) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
-            "LLM_PROVIDER": "local",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        worker = subprocess.Popen(
-            [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_workers"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = threading.Event()
-
-        def read_output():
-            for line in worker.stdout:
-                if "Workers running" in line:
-                    ready.set()
-
-        threading.Thread(target=read_output, daemon=True).start()
-        if not ready.wait(WORKER_START_TIMEOUT):
-            worker.kill()
-            raise CommandError(f"run_workers did not start within {WORKER_START_TIMEOUT} s.")
-        return worker
 
     def _raw_round_trips(self, count: int) -> list[float]:
         from singularity.models import Queue
@@ -193,9 +156,4 @@ class Command(BaseCommand):
         LlmRequest.objects.filter(agent_id=BENCH_AGENT).delete()
 
     def _report(self, label: str, samples: list[float]) -> None:
-        ordered = sorted(samples)
-        quantiles = statistics.quantiles(ordered, n=100, method="inclusive")
-        self.stdout.write(
-            f"{label:<32} n={len(ordered):<5} p50={quantiles[49]:7.2f} ms  p95={quantiles[94]:7.2f} ms  "
-            f"p99={quantiles[98]:7.2f} ms  max={ordered[-1]:7.2f} ms"
-        )
+        self.stdout.write(percentile_line(label, samples))

@@ -1,0 +1,65 @@
+"""Helpers shared by the benchmark commands: a worker child process and percentile lines."""
+import os
+import statistics
+import subprocess
+import sys
+import threading
+
+from django.conf import settings
+from django.core.management.base import CommandError
+
+from singularity.database import database_url
+
+WORKER_START_TIMEOUT = 60  # seconds
+WORKER_STOP_TIMEOUT = 30  # seconds
+WORKER_READY_LINE = "Workers running"
+
+
+def start_worker(*arguments: str, **environment: str) -> subprocess.Popen:
+    """Start ``manage.py run_workers ARGUMENTS`` on this database and return once it is ready.
+
+    Keyword arguments become environment variables of the child; its log level is WARNING so that
+    per-message log lines do not cost time during a measurement.
+    """
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **environment,
+    }
+    worker = subprocess.Popen(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_workers", *arguments],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ready = threading.Event()
+
+    def read_output():
+        # Reading to the end also keeps the pipe from filling up and blocking the worker.
+        for line in worker.stdout:
+            if WORKER_READY_LINE in line:
+                ready.set()
+
+    threading.Thread(target=read_output, daemon=True).start()
+    if not ready.wait(WORKER_START_TIMEOUT):
+        worker.kill()
+        raise CommandError(f"run_workers did not start within {WORKER_START_TIMEOUT} s.")
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    worker.wait(WORKER_STOP_TIMEOUT)
+
+
+def percentile_line(label: str, samples: list[float], *, width: int = 32) -> str:
+    """Format the count, p50, p95, p99 and maximum of ``samples`` (milliseconds) on one line."""
+    ordered = sorted(samples)
+    quantiles = statistics.quantiles(ordered, n=100, method="inclusive")
+    return (
+        f"{label:<{width}} n={len(ordered):<5} p50={quantiles[49]:7.2f} ms  p95={quantiles[94]:7.2f} ms  "
+        f"p99={quantiles[98]:7.2f} ms  max={ordered[-1]:7.2f} ms"
+    )
