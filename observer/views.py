@@ -45,6 +45,8 @@ def approver_required(*, decide: bool = False):
             if not user.is_authenticated and request.method == "GET":
                 return redirect_to_login(request.get_full_path(), reverse("observer:login"))
             allowed = user.has_perm(DECIDE_PERMISSION) if decide else can_view(user)
+            if not allowed and not user.is_authenticated:
+                raise PermissionDenied("Sign in as an approver first; decisions need a signed-in user.")
             if not allowed:
                 raise PermissionDenied("Only approvers may use this page; ask an administrator to add you.")
             return view(request, *args, **kwargs)

@@ -1,4 +1,5 @@
 """The agent framework without workers: registry, input checks, the Approved token, output checks, the workspace."""
+import io
 import os
 import uuid
 
@@ -10,7 +11,7 @@ from nexus.providers import local
 from singularity.agents import workspace
 from singularity.agents.approval import Approved, NotApproved, mint_approved
 from singularity.agents.base import TASK_MARKER, AgentOutputError, UnknownAgent, registered_agents
-from singularity.agents.models import AgentRun
+from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.output import Field, parse_json_object
 from singularity.agents.runner import start_run
 from singularity.agents.workspace import WorkspaceError
@@ -161,3 +162,19 @@ def test_parse_json_object_rejects(text, message):
 
 def test_parse_json_object_accepts_fenced():
     assert parse_json_object('```json\n{"content": "x"}\n```', (Field("content", (str,)),)) == {"content": "x"}
+
+
+@pytest.mark.parametrize("status", [RunStatus.FAILED, RunStatus.REJECTED])
+def test_agents_run_report_fails_unless_succeeded(status):
+    from singularity.agents.management.commands.agents import Command
+
+    run = AgentRun(status=status, outcome="stopped")
+
+    with pytest.raises(CommandError, match=f"ended {status}"):
+        Command(stdout=io.StringIO())._report(run)
+
+
+def test_agents_run_report_succeeded_passes():
+    from singularity.agents.management.commands.agents import Command
+
+    Command(stdout=io.StringIO())._report(AgentRun(status=RunStatus.SUCCEEDED, outcome="applied"))

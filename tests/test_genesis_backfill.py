@@ -128,7 +128,7 @@ def test_backfill_since_without_offset_is_utc(purged_rules):
 
 
 def test_backfill_rejects_bad_since(db):
-    with pytest.raises(CommandError, match="--since 'last week' is invalid"):
+    with pytest.raises(CommandError, match="argument --since: 'last week' is invalid"):
         run_backfill("--since", "last week")
 
 

@@ -1,4 +1,5 @@
 """Republish rule versions that genesis never acknowledged, for example after a queue was purged."""
+import argparse
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -14,10 +15,15 @@ PROGRESS_BAR_WIDTH = 30  # characters
 
 def parse_since(value: str):
     """Parse ``--since``: an ISO 8601 date and time; without an offset it is read as UTC."""
-    moment = parse_datetime(value)
+    # argparse turns ArgumentTypeError into a one-line usage error; parse_datetime raises ValueError
+    # for well-formed but impossible dates, which gets the same message.
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        moment = None
     if moment is None:
-        raise CommandError(
-            f"--since {value!r} is invalid: give an ISO 8601 date and time, for example 2025-01-31T14:00:00+00:00."
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is invalid: give an ISO 8601 date and time, for example 2025-01-31T14:00:00+00:00."
         )
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt_timezone.utc)
 

@@ -4,7 +4,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from singularity.agents.base import AgentError, registered_agents
-from singularity.agents.models import AgentRun
+from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.runner import start_run
 from singularity.agents.waiting import requeue_ready_runs, wait_until_finished
 
@@ -72,3 +72,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Changed: {json.dumps(run.changes)}")
         if run.model_output:
             self.stdout.write(f"Model output:\n{run.model_output}")
+        if run.status not in (RunStatus.SUCCEEDED, RunStatus.NOTHING_TO_DO):
+            # A non-zero exit lets scripts tell a rejected, expired or failed run from an applied one.
+            raise CommandError(f"Run {run.run_id} ended {run.status}, not succeeded.")
