@@ -51,7 +51,7 @@ class AgentRun(models.Model):
     Lifecycle: ``queued`` → (``waiting_decision`` on a question →) ``waiting_llm`` →
     ``waiting_decision`` on the proposal → ``succeeded`` or ``conflict`` when approved, else
     ``rejected``, ``expired`` or ``cancelled``. Invalid model output or an error ends it as
-    ``failed``. While it waits, only this row records it: ``waiting_for`` holds the request_id of
+    ``failed``. While it waits, only this row records it: ``waiting_for`` contains the request_id of
     the LLM request or HITL request, and a database trigger on the result or decision table queues
     the ``agent_runs`` message that resumes it.
     """

@@ -88,7 +88,7 @@ def replace_if_unchanged(path: str, base_sha256: str, new_text: str) -> str:
     The new content goes to a temporary file in the same folder and replaces the old one with
     ``os.replace``, so readers see the old file or the new one, never a mix. A file that already
     contains ``new_text`` counts as applied, which makes a repeated act step harmless. Raises
-    ``ActConflict`` when the file holds anything else, and ``WorkspaceError`` if it has become a
+    ``ActConflict`` when the file contains anything else, and ``WorkspaceError`` if it has become a
     symlink out of the root or a binary file.
     """
     # NOTE: an editor that writes between the hash check and os.replace below loses its change;

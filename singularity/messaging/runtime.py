@@ -26,7 +26,7 @@ from .registry import ConsumerSpec
 
 logger = logging.getLogger(__name__)
 
-MAX_LOOP_PAUSE_SECONDS = 60.0  # Longest pause between retries while the database is unreachable.
+MAX_LOOP_PAUSE_SECONDS = 60.0  # Maximum pause between retries while the database is unreachable.
 
 
 class RetryLater(Exception):

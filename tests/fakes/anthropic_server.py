@@ -1,10 +1,5 @@
 """A fake Anthropic Messages API on 127.0.0.1 for tests: scripted replies, recorded requests."""
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from tests.fakes.openai_server import Reply
+from tests.fakes.scripted_server import Reply, ScriptedJsonServer
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -28,68 +23,13 @@ def anthropic_error(error_type: str, message: str) -> dict:
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
-class FakeMessagesServer:
+class FakeMessagesServer(ScriptedJsonServer):
     """Serve ``POST /v1/messages`` from a script; when the script is empty, reply with ``default``."""
 
+    path = MESSAGES_PATH
+
     def __init__(self):
-        self.script: list[Reply] = []
-        self.requests: list[dict] = []
-        self.default = Reply(200, message_body("fake claude answer"))
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Reply(200, message_body("fake claude answer")))
 
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeMessagesServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def queue(self, *replies: Reply) -> None:
-        with self._lock:
-            self.script.extend(replies)
-
-    def _next_reply(self, request: dict) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            return self.script.pop(0) if self.script else self.default
-
-    def _handler_class(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length)
-                request = {
-                    "path": self.path,
-                    "headers": {name.lower(): value for name, value in self.headers.items()},
-                    "json": json.loads(raw) if raw else None,
-                    "received_at": time.monotonic(),
-                }
-                if self.path.split("?")[0] != MESSAGES_PATH:
-                    reply = Reply(404, anthropic_error("not_found_error", f"no route for {self.path}"))
-                else:
-                    reply = fake._next_reply(request)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                payload = json.dumps(reply.body or {}).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format, *args):
-                pass  # Keep pytest's output clean.
-
-        return Handler
+    def not_found_body(self, path: str) -> dict:
+        return anthropic_error("not_found_error", f"no route for {path}")
