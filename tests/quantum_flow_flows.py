@@ -9,7 +9,7 @@ import threading
 import time
 
 from singularity.messaging.runtime import RetryLater
-from singularity.quantum_flow import Flow, Step, StepContext, StepFailed
+from singularity.quantum_flow import Flow, Step, StepContext, StepFailed, Wait
 
 EFFECTS_QUEUE = "test_flow_effects"
 FLOW_MODULE = __name__
@@ -136,3 +136,25 @@ class RepairableFlow(Flow):
         Step("fragile", broken_until_repaired, depends_on=["a"], max_attempts=2, base_delay=0),
         Step("last", join, depends_on=["fragile"]),
     )
+
+
+TEST_EVENT = "test.reply"
+
+
+def asks_and_waits(context: StepContext) -> Wait:
+    """Wait for ``test.reply`` with the run's ``input["key"]``, up to ``input["timeout"]`` seconds."""
+    record_effect(context)
+    return Wait(TEST_EVENT, context.input["key"], timeout=context.input.get("timeout"))
+
+
+class WaitingFlow(Flow):
+    """``ask`` waits for an event; ``after`` sees its payload. A stopped run leaves an effect."""
+
+    slug = "test_waiting"
+    steps = (Step("ask", asks_and_waits), Step("after", join, depends_on=["ask"]))
+
+    @classmethod
+    def on_run_stopped(cls, run) -> None:
+        from singularity.models import Queue
+
+        Queue.objects.send(EFFECTS_QUEUE, {"run_id": str(run.pk), "step": "on_run_stopped", "status": run.status, "error": run.error})

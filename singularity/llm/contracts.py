@@ -38,6 +38,9 @@ class ErrorType(models.TextChoices):
 
 
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
+# The quantum_flow event delivered, keyed by request_id, when a result is stored; a trigger
+# (migration singularity 0005) sends it with the request_id and status as payload.
+LLM_RESULT_EVENT = "llm.result"
 
 
 def _check_uuid(value: str) -> str | None:

@@ -17,6 +17,8 @@ OBSERVER_HITL_REQUESTS = "observer_hitl_requests"
 OBSERVER_DECISIONS = "observer_decisions"
 # Step tasks of nexus's nexus_llm flow (quantum_flow names a flow's queue flow_<slug>).
 FLOW_NEXUS_LLM = "flow_nexus_llm"
+# Events for quantum_flow's waiting steps, sent by ``send_event``.
+FLOW_EVENTS = "flow_events"
 # Steps of agent runs: a message per run to advance, sent at start and by the triggers that wake a
 # waiting run when its LLM result or HITL decision is stored.
 AGENT_RUNS = "agent_runs"
@@ -24,7 +26,7 @@ AGENT_RUNS = "agent_runs"
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
 PROJECT_QUEUES = (
     AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS,
-    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM, AGENT_RUNS,
+    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM, FLOW_EVENTS, AGENT_RUNS,
 )
 
 

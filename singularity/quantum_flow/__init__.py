@@ -1,7 +1,7 @@
 """quantum_flow: durable DAG workflows whose step tasks are pgmq messages.
 
-Import the public names from here: ``Flow``, ``Step``, ``StepContext``, ``start_flow``,
-``cancel_run``, ``retry_run`` and the exceptions. The names load on first use, because Django
+Import the public names from here: ``Flow``, ``Step``, ``StepContext``, ``Wait``, ``start_flow``,
+``cancel_run``, ``retry_run``, ``deliver_event``, ``send_event`` and the exceptions. The names load on first use, because Django
 imports this package before its app registry is ready.
 """
 
@@ -16,6 +16,10 @@ _EXPORTS = {
     "StepTimedOut": "errors",
     "RunConflict": "errors",
     "RunStateError": "errors",
+    "Wait": "events",
+    "InvalidEvent": "events",
+    "deliver_event": "events",
+    "send_event": "events",
     "start_flow": "runs",
     "cancel_run": "runs",
     "retry_run": "runs",

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .errors import RunStateError
-from .models import FlowRun, RunStatus, StepAttempt, StepState
+from .models import FlowEvent, FlowRun, RunStatus, StepAttempt, StepState
 from .runs import cancel_run, retry_run
 
 CONFIRMATION_TEMPLATE = "admin/quantum_flow/run_action_confirmation.html"
@@ -40,7 +40,7 @@ class StepStateInline(admin.TabularInline):
     model = StepState
     extra = 0
     can_delete = False
-    fields = ["step_link", "status", "attempts", "output_display", "error", "queued_at", "started_at", "finished_at"]
+    fields = ["step_link", "status", "attempts", "waits_for", "output_display", "error", "queued_at", "started_at", "finished_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -56,6 +56,17 @@ class StepStateInline(admin.TabularInline):
     @admin.display(description="output")
     def output_display(self, obj: StepState) -> str:
         return format_html("<pre>{}</pre>", _pretty_json(obj.output)) if obj.output is not None else "-"
+
+    @admin.display(description="waits for")
+    def waits_for(self, obj: StepState) -> str:
+        return _wait_text(obj)
+
+
+def _wait_text(step: StepState) -> str:
+    if not step.wait_event:
+        return "-"
+    deadline = f", until {step.wait_deadline:%Y-%m-%d %H:%M:%S %Z}" if step.wait_deadline else ""
+    return f"{step.wait_event} {step.wait_key}{deadline}"
 
 
 @admin.register(FlowRun)
@@ -155,8 +166,8 @@ class StepStateAdmin(EngineRowsAdmin):
     list_display = ["name", "run", "status", "attempts", "queued_at", "finished_at"]
     list_filter = ["status", "run__flow", "name"]
     search_fields = ["run__id", "name"]
-    readonly_fields = ["run", "name", "status", "depends_on", "remaining_deps", "attempts", "attempts_base", "task_msg_id", "output_display", "error", "queued_at", "started_at", "finished_at"]
-    exclude = ["output"]
+    readonly_fields = ["run", "name", "status", "depends_on", "remaining_deps", "attempts", "attempts_base", "task_msg_id", "waits_for", "output_display", "error", "queued_at", "started_at", "finished_at"]
+    exclude = ["output", "wait_event", "wait_key", "wait_deadline"]
     inlines = [StepAttemptInline]
 
     def has_change_permission(self, request, obj=None):
@@ -165,3 +176,28 @@ class StepStateAdmin(EngineRowsAdmin):
     @admin.display(description="output")
     def output_display(self, obj: StepState) -> str:
         return format_html("<pre>{}</pre>", _pretty_json(obj.output))
+
+    @admin.display(description="waits for")
+    def waits_for(self, obj: StepState) -> str:
+        return _wait_text(obj)
+
+
+@admin.register(FlowEvent)
+class FlowEventAdmin(EngineRowsAdmin):
+    """Events delivered while no step waited for them, kept for a step that waits later.
+
+    Operators with the delete permission may remove old ones; nothing removes them on its own.
+    """
+
+    list_display = ["event", "key", "received_at"]
+    list_filter = ["event"]
+    search_fields = ["event", "key"]
+    readonly_fields = ["event", "key", "payload_display", "received_at"]
+    exclude = ["payload"]
+
+    def has_delete_permission(self, request, obj=None):
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    @admin.display(description="payload")
+    def payload_display(self, obj: FlowEvent) -> str:
+        return format_html("<pre>{}</pre>", _pretty_json(obj.payload))

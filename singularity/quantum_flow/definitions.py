@@ -27,7 +27,8 @@ class FlowDefinitionError(ValueError):
 class Step:
     """One step of a flow.
 
-    ``handler`` receives a ``StepContext`` and returns a JSON-serializable output. ``max_attempts``
+    ``handler`` receives a ``StepContext`` and returns a JSON-serializable output, or a
+    ``Wait`` to complete later with the payload of an event (see ``events.py``). ``max_attempts``
     ``None`` means ``settings.WORKER_MAX_ATTEMPTS``, read when the step runs. Retry n waits
     ``base_delay * 2^(n-1)`` seconds (capped by ``WORKER_BACKOFF_MAX_SECONDS``). ``timeout`` in
     seconds bounds one attempt; ``None`` leaves it to the worker's visibility timeout.
@@ -77,6 +78,14 @@ class Flow:
         }
         cls.root_steps = tuple(step.name for step in cls.steps if not step.depends_on)
         register_flow(cls)
+
+    @classmethod
+    def on_run_stopped(cls, run) -> None:
+        """React to a run that failed or was cancelled (``run.status``, ``run.error``); does nothing by default.
+
+        Called in the transaction that stops the run, by a worker or ``cancel_run``, so what it
+        writes commits with the stop. Runs executed eagerly report their failure to the caller instead.
+        """
 
     @classmethod
     def queue_name(cls) -> str:

@@ -23,6 +23,7 @@ from singularity.messaging.runtime import RetryLater
 
 from .definitions import Flow, StepContext
 from .errors import StepFailed, StepTimedOut
+from .events import Wait
 from .executor import Task, backoff_seconds, max_attempts_of, worker_name
 from .models import AttemptStatus, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
 
@@ -129,6 +130,8 @@ def execute_eagerly(flow: type[Flow], run_id, input) -> tuple[str, dict]:
                 raise StepTimedOut(
                     f"attempt took {elapsed:.3f} s, more than the step's timeout of {definition.timeout:g} s"
                 )
+            if isinstance(output, Wait):
+                raise StepFailed("the handler returned Wait, but an eager run cannot wait: start the flow without eager=True")
             try:
                 # Dependents receive the output as JSON decodes it, as they would from a worker.
                 output = json.loads(json.dumps(output, cls=DjangoJSONEncoder, allow_nan=False))

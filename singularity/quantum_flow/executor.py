@@ -17,6 +17,11 @@ transaction that locks both a run row and its step rows locks the run first (her
 3. On an error or a timeout, the handler's writes roll back and a third transaction either hides the
    task for the backoff (``set_vt``) or, after the last attempt, fails the run and cancels its
    unfinished steps.
+
+A handler that returns ``Wait`` takes step 2 differently: its writes commit with the step marked
+``waiting`` (see ``events.py``), and its task stays hidden until the wait's deadline. An event
+completes the step in the meantime and archives the task; a task that shows up again after the
+deadline fails the step and the run.
 """
 import json
 import logging
@@ -36,7 +41,8 @@ from singularity.messaging.runtime import RetryLater
 
 from .definitions import Flow, StepContext
 from .errors import StepFailed, StepTimedOut
-from .models import AttemptStatus, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
+from .events import Wait, lock_event
+from .models import AttemptStatus, FlowEvent, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +120,7 @@ class StepOutcome:
     """The outcome of one task, as returned by ``execute_task``."""
 
     COMPLETED = "completed"
+    WAITING = "waiting"
     RETRYING = "retrying"
     RUN_FAILED = "run_failed"
     DISCARDED = "discarded"
@@ -189,9 +196,12 @@ def execute_task(flow: type[Flow], task: Task) -> TaskResult:
                 raise StepTimedOut(
                     f"attempt took {elapsed:.3f} s, more than the step's timeout of {definition.timeout:g} s"
                 )
-            encoded = _encode_output(output)
-            sent = _complete(flow, claim, task, encoded, elapsed)
-            Queue.objects.archive(queue, task.msg_id)
+            if isinstance(output, Wait):
+                sent = _start_waiting(flow, claim, task, output, elapsed)
+            else:
+                sent = _complete(flow, claim, task, _encode_output(output), elapsed)
+            if sent is not None:
+                Queue.objects.archive(queue, task.msg_id)
     except _Discard as exc:
         _close_attempt(claim, AttemptStatus.DISCARDED, str(exc), started)
         logger.info("flow.task_discarded", extra={**ids, "reason": str(exc), "attempt": claim.attempt})
@@ -200,6 +210,9 @@ def execute_task(flow: type[Flow], task: Task) -> TaskResult:
         logger.debug("flow.step_traceback", exc_info=True, extra=ids)
         return TaskResult(_record_failure(flow, claim, task, exc, started, ids=ids))
 
+    if sent is None:
+        logger.debug("flow.step_waiting", extra={**ids, "event": output.event, "key": output.key})
+        return TaskResult(StepOutcome.WAITING)
     logger.debug("flow.step_completed", extra={**ids, "attempt": claim.attempt, "duration_ms": round(elapsed * 1000, 2)})
     return TaskResult(StepOutcome.COMPLETED, sent)
 
@@ -262,6 +275,8 @@ def _claim_locked(flow: type[Flow], task: Task, *, ids: dict) -> _Claim | str:
             if run is not None
             else None
         )
+        if run is not None and step is not None and step.status == StepStatus.WAITING:
+            return _check_wait_deadline(flow, run, step, task, now, ids)
         reason = _discard_reason(run, step, task)
         if reason:
             Queue.objects.archive(queue, task.msg_id)
@@ -286,6 +301,30 @@ def _claim_locked(flow: type[Flow], task: Task, *, ids: dict) -> _Claim | str:
         Queue.objects.set_vt(queue, task.msg_id, _hidden_seconds(flow.step_map[step.name]))
         outputs = _dependency_outputs(run, flow.step_map[step.name].depends_on)
     return _Claim(str(run.pk), step.pk, step.attempts, step.attempts_base, max_attempts, run.input, outputs)
+
+
+def _check_wait_deadline(flow: type[Flow], run: FlowRun, step: StepState, task: Task, now, ids: dict) -> str:
+    """Handle the task of a waiting step that became visible: fail the step past its deadline, else hide it again."""
+    from singularity.models import Queue
+
+    queue = flow.queue_name()
+    if run.status != RunStatus.RUNNING or step.task_msg_id != task.msg_id or step.wait_deadline is None:
+        Queue.objects.archive(queue, task.msg_id)
+        return StepOutcome.DISCARDED
+    if now < step.wait_deadline:
+        # Shown early (its visibility timeout was changed by hand): hide it until the deadline.
+        Queue.objects.set_vt(queue, task.msg_id, (step.wait_deadline - now).total_seconds())
+        return StepOutcome.WAITING
+    waited = (now - step.started_at).total_seconds() if step.started_at else None
+    error = (
+        f"no {step.wait_event!r} event arrived for key {step.wait_key!r} before the wait's deadline "
+        f"({step.wait_deadline.isoformat(timespec='seconds')}"
+        + (f", after {waited:.0f} s" if waited is not None else "")
+        + ")"
+    )
+    _fail_run(flow, run, step, error, now)
+    logger.error("flow.wait_timed_out", extra={**ids, "event": step.wait_event, "key": step.wait_key})
+    return StepOutcome.RUN_FAILED
 
 
 def _discard_reason(run: FlowRun | None, step: StepState | None, task: Task) -> str | None:
@@ -435,6 +474,45 @@ def send_step_tasks(flow: type[Flow], run_id, names: list[str]) -> list[Task]:
     return [Task(msg_id, str(run_id), name) for name, msg_id in zip(names, msg_ids)]
 
 
+def _start_waiting(flow: type[Flow], claim: _Claim, task: Task, wait: Wait, elapsed: float) -> list[Task] | None:
+    """Mark the step waiting for ``wait``'s event and hide its task until the deadline; return None.
+
+    If the event was delivered and kept before this step started waiting, complete the step with it
+    at once instead and return the tasks that completion sent, as ``_complete`` does.
+    """
+    from singularity.models import Queue
+
+    lock_event(wait.event, wait.key)
+    kept = FlowEvent.objects.filter(event=wait.event, key=wait.key).values_list("payload").first()
+    if kept is not None:
+        return _complete(flow, claim, task, _encode_output(kept[0]), elapsed)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_RUN_TABLE} SET updated_at = clock_timestamp() WHERE id = %s AND status = %s RETURNING id",
+            [claim.run_id, RunStatus.RUNNING],
+        )
+        if cursor.fetchone() is None:
+            raise _Discard("the run stopped running while the step ran")
+        cursor.execute(
+            f"UPDATE {_STEP_TABLE} SET status = %s, wait_event = %s, wait_key = %s, error = '', "
+            "wait_deadline = clock_timestamp() + make_interval(secs => %s) "
+            "WHERE id = %s AND status = %s AND attempts = %s RETURNING id",
+            [StepStatus.WAITING, wait.event, wait.key, wait.timeout, claim.step_id, StepStatus.RUNNING, claim.attempt],
+        )
+        if cursor.fetchone() is None:
+            raise _Discard("a newer attempt took the step over, or it already completed")
+        cursor.execute(
+            f"UPDATE {_ATTEMPT_TABLE} SET status = %s, finished_at = clock_timestamp(), duration_ms = %s "
+            "WHERE step_id = %s AND number = %s",
+            [AttemptStatus.SUCCEEDED, round(elapsed * 1000, 3), claim.step_id, claim.attempt],
+        )
+    if wait.timeout is None:
+        Queue.objects.archive(flow.queue_name(), task.msg_id)
+    else:
+        Queue.objects.set_vt(flow.queue_name(), task.msg_id, wait.timeout)
+    return None
+
+
 # --- 3. record a failure -----------------------------------------------------------------------
 
 
@@ -505,6 +583,7 @@ def _fail_run(flow: type[Flow], run: FlowRun, step: StepState, error: str, now) 
     cancel_unfinished_steps(flow, run, now)
     if step.task_msg_id is not None:
         Queue.objects.archive(flow.queue_name(), step.task_msg_id)
+    flow.on_run_stopped(run)
 
 
 def cancel_unfinished_steps(flow: type[Flow], run: FlowRun, now) -> int:
@@ -512,7 +591,7 @@ def cancel_unfinished_steps(flow: type[Flow], run: FlowRun, now) -> int:
     from singularity.models import Queue
 
     unfinished = StepState.objects.filter(
-        run=run, status__in=[StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING]
+        run=run, status__in=[StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING]
     )
     msg_ids = [msg_id for msg_id in unfinished.exclude(task_msg_id=None).values_list("task_msg_id", flat=True)]
     # An attempt still running belongs to a worker that is busy or gone. A busy worker records

@@ -3,6 +3,9 @@ import uuid
 
 from django.db import models
 
+MAX_EVENT_LENGTH = 100
+MAX_EVENT_KEY_LENGTH = 200
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running"
@@ -15,6 +18,8 @@ class StepStatus(models.TextChoices):
     PENDING = "pending", "pending (waiting for dependencies)"
     QUEUED = "queued", "queued (task sent)"
     RUNNING = "running"
+    # The handler returned ``Wait``: the step completes when its event is delivered.
+    WAITING = "waiting", "waiting (for an event)"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -69,6 +74,8 @@ class StepState(models.Model):
     Lifecycle: ``pending`` until its dependencies complete, then ``queued`` with a task on the flow's
     queue, ``running`` while a worker runs an attempt, and ``completed`` with its output. A failed
     attempt returns it to ``queued`` for the retry; the last failed attempt makes it ``failed``.
+    A handler that returns ``Wait`` makes it ``waiting`` until its event is delivered (then
+    ``completed`` with the event's payload as output) or its wait times out (then ``failed``).
     Steps left unfinished by a failed or cancelled run become ``cancelled``.
     """
 
@@ -84,6 +91,11 @@ class StepState(models.Model):
     task_msg_id = models.BigIntegerField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # What a waiting step waits for; kept after the wait ends, as its record. The database default
+    # covers the engine's own INSERT statements.
+    wait_event = models.CharField(max_length=MAX_EVENT_LENGTH, blank=True, default="", db_default="")
+    wait_key = models.CharField(max_length=MAX_EVENT_KEY_LENGTH, blank=True, default="", db_default="")
+    wait_deadline = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -91,6 +103,14 @@ class StepState(models.Model):
     class Meta:
         ordering = ["run", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="quantum_flow_step_unique_name")]
+        indexes = [
+            # Delivering an event looks up the steps waiting for it.
+            models.Index(
+                fields=["wait_event", "wait_key"],
+                name="quantum_flow_step_waiting",
+                condition=models.Q(status="waiting"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
@@ -116,3 +136,26 @@ class StepAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} ({self.status})"
+
+
+class FlowEvent(models.Model):
+    """An event delivered while no step waited for it, kept so that a step that waits later finds it.
+
+    Only events delivered with ``deliver_event`` or ``send_event`` are kept. Events that triggers
+    deliver (an LLM result, a HITL decision) have their own table as the record, and reach only the
+    steps already waiting, which is why a step waits for the answer to a request it sent itself.
+    """
+
+    # TODO: prune kept events after a retention period; today only the admin deletes them.
+
+    event = models.CharField(max_length=MAX_EVENT_LENGTH)
+    key = models.CharField(max_length=MAX_EVENT_KEY_LENGTH)
+    payload = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["event", "key"], name="quantum_flow_event_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.key}"

@@ -97,7 +97,9 @@ def cancel_run(run_id: uuid.UUID | str, *, reason: str = "cancelled") -> FlowRun
         run.error = reason
         run.finished_at = now
         run.save(update_fields=["status", "error", "finished_at", "updated_at"])
-        cancel_unfinished_steps(get_flow(run.flow), run, now)
+        flow = get_flow(run.flow)
+        cancel_unfinished_steps(flow, run, now)
+        flow.on_run_stopped(run)
     logger.info("flow.run_cancelled", extra={"flow": run.flow, "run_id": str(run.pk), "reason": reason})
     return run
 

@@ -9,9 +9,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from singularity.messaging.contracts import Contract, Field
 from singularity.messaging.registry import consumer
-from singularity.messaging.runtime import Delivery
+from singularity.messaging.runtime import DeadLetter, Delivery
 
 from .definitions import Flow, on_register
+from .events import FLOW_EVENTS_QUEUE, InvalidEvent, check_event, deliver_event
 from .executor import Task, execute_task
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -83,6 +84,31 @@ def register_step_consumer(flow: type[Flow]) -> None:
     )(handler)
 
 
+def _check_event_name(value: str) -> str | None:
+    try:
+        check_event(value, "key")
+    except InvalidEvent as exc:
+        return f"is invalid: {exc}"
+    return None
+
+
+FLOW_EVENT_MESSAGE = Contract(
+    queue=FLOW_EVENTS_QUEUE,
+    fields=(Field("event", (str,), check=_check_event_name), Field("key", (str,)), Field("payload", (object,), required=False)),
+)
+
+
+def deliver_event_message(delivery: Delivery) -> DeadLetter | None:
+    """Deliver one ``flow_events`` message; a key that cannot name an event is dead-lettered."""
+    body = delivery.body
+    try:
+        deliver_event(body["event"], body["key"], body.get("payload"))
+    except InvalidEvent as exc:
+        return DeadLetter("invalid_event", str(exc))
+    return None
+
+
 def connect() -> None:
-    """Give every flow, registered now or later, its consumer."""
+    """Give every flow, registered now or later, its consumer, and register the ``flow_events`` consumer."""
     on_register(register_step_consumer)
+    consumer(FLOW_EVENTS_QUEUE, name=FLOW_EVENTS_QUEUE, contract=FLOW_EVENT_MESSAGE)(deliver_event_message)
