@@ -8,7 +8,7 @@ from django.utils import timezone
 from observer import decisions
 from observer.models import Approval
 from singularity.agents.models import AgentRun
-from singularity.agents.waiting import wait_until_finished
+from singularity.agents.completion import wait_until_finished
 from tests.conftest import wait_for
 
 WAIT = 30  # seconds; generous for two shared cores

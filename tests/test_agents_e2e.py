@@ -1,6 +1,6 @@
 """Agents end to end against real workers: approve, reject, expire, answer, restart, conflict, bad output.
 
-Each test runs ``run_workers`` with every consumer (nexus, observer, the HITL client, agent_runs)
+Each test runs ``run_workers`` with every consumer (nexus, observer, the HITL client, the agent_run flow)
 and decides through observer's own decision functions, as the approver's page does.
 """
 import pytest
@@ -254,3 +254,30 @@ def test_malformed_output_fails_before_approver(root, clean_queues, start_worker
     assert finished.model_output == reply_text
     assert finished.approval_request_ids == []
     assert not Approval.objects.exists()
+
+
+def test_waiting_run_holds_only_a_waiting_step(root, worker, approver):
+    from singularity.quantum_flow.models import FlowRun, StepStatus
+
+    run = start_run("documentation", {"path": "greet.py"})
+    approval = wait_for_hitl(run)
+
+    flow_run = FlowRun.objects.get(pk=run.run_id)
+    steps = {step.name: step for step in flow_run.steps.all()}
+    assert steps["propose"].status == StepStatus.WAITING
+    assert (steps["propose"].wait_event, steps["propose"].wait_key) == ("hitl.decision", str(approval.request_id))
+    assert steps["act"].status == StepStatus.PENDING
+
+
+def test_cancelled_flow_run_cancels_agent_run(root, worker):
+    from singularity.quantum_flow import cancel_run
+
+    run = start_run("documentation", {"path": "greet.py"})
+    wait_for_hitl(run)
+
+    cancel_run(run.run_id, reason="operator stopped it")
+
+    finished = refreshed(run)
+    assert finished.status == "cancelled"
+    assert finished.outcome == "The run's flow was cancelled: operator stopped it"
+    assert (root / "greet.py").read_text() == SAMPLE

@@ -15,7 +15,9 @@ from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.output import Field, parse_json_object
 from singularity.agents.runner import start_run
 from singularity.agents.workspace import WorkspaceError
-from singularity.messaging.queues import AGENT_RUNS, PROJECT_QUEUES
+from singularity.agents.runner import AgentRunFlow
+from singularity.messaging.queues import FLOW_AGENT_RUN, PROJECT_QUEUES
+from singularity.quantum_flow.models import FlowRun
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +40,10 @@ def test_agents_list_command(capsys):
         assert name in output
 
 
-def test_agent_runs_queue_pinned():
-    assert AGENT_RUNS == "agent_runs"
-    assert AGENT_RUNS in PROJECT_QUEUES
+def test_agent_run_flow_queue_pinned():
+    assert AgentRunFlow.queue_name() == FLOW_AGENT_RUN == "flow_agent_run"
+    assert FLOW_AGENT_RUN in PROJECT_QUEUES
+    assert [step.name for step in AgentRunFlow.steps] == ["ask", "think", "propose", "act"]
 
 
 def test_task_marker_matches_local_provider():
@@ -52,9 +55,10 @@ def test_start_run_queues_first_step(clean_queues, root):
     (root / "a.py").write_text("x = 1\n")
     run = start_run("documentation", {"path": "a.py"})
 
-    [message] = clean_queues.read(AGENT_RUNS, vt=0, qty=10)
-    assert message.body == {"run_id": str(run.run_id), "event": "start", "ref": ""}
+    [message] = clean_queues.read(FLOW_AGENT_RUN, vt=0, qty=10)
+    assert message.body == {"flow": "agent_run", "run_id": str(run.run_id), "step": "ask"}
     assert run.status == "queued"
+    assert FlowRun.objects.get(pk=run.run_id).input == {"agent": "documentation", "input": {"path": "a.py"}}
 
 
 def test_unknown_agent_rejected():

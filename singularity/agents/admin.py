@@ -13,7 +13,7 @@ class AgentRunAdmin(admin.ModelAdmin):
     search_fields = ["run_id", "agent"]
     date_hierarchy = "created_at"
     fields = [
-        "run_id", "agent", "status", "step", "input", "llm_requests", "approvals", "waiting",
+        "run_id", "agent", "status", "step", "input", "flow_run", "llm_requests", "approvals",
         "proposal", "outcome", "changes", "model_output", "decided_at", "finished_at", "created_at", "updated_at",
     ]
     readonly_fields = fields
@@ -46,8 +46,13 @@ class AgentRunAdmin(admin.ModelAdmin):
             ", ", '<a href="{}?q={}">{}</a>', ((changelist, request_id, request_id) for request_id in obj.approval_request_ids)
         ) or "-"
 
-    @admin.display(description="Waiting for")
-    def waiting(self, obj):
-        if not obj.wait_kind:
+    @admin.display(description="Flow run")
+    def flow_run(self, obj):
+        from singularity.quantum_flow.models import FlowRun, StepStatus
+
+        run = FlowRun.objects.filter(pk=obj.run_id).first()
+        if run is None:
             return "-"
-        return format_html("{} {}", obj.get_wait_kind_display(), obj.waiting_for)
+        waiting = run.steps.filter(status=StepStatus.WAITING).first()
+        detail = f"{run.status}, step {waiting.name} waiting for {waiting.wait_event} {waiting.wait_key}" if waiting else run.status
+        return format_html('<a href="{}">{}</a> ({})', reverse("admin:quantum_flow_flowrun_change", args=[run.pk]), run.pk, detail)

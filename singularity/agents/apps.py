@@ -9,5 +9,5 @@ class AgentsConfig(AppConfig):
     verbose_name = "Singularity agents"
 
     def ready(self):
-        # Registers the agent_runs consumer and the built-in agents.
-        from singularity.agents import builtin, consumers  # noqa: F401
+        # Registers the agent_run flow (and so its step consumer) and the built-in agents.
+        from singularity.agents import builtin, runner  # noqa: F401

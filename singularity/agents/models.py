@@ -1,4 +1,4 @@
-"""The persisted state of agent runs: one row per run, advanced one step per ``agent_runs`` message."""
+"""The record of agent runs: one row per run, advanced by the steps of its ``agent_run`` flow run."""
 import uuid
 
 from django.db import models
@@ -39,21 +39,14 @@ class Step(models.TextChoices):
     DONE = "done"
 
 
-class WaitKind(models.TextChoices):
-    NONE = "", "not waiting"
-    LLM = "llm", "an LLM result"
-    DECISION = "decision", "a HITL decision"
-
-
 class AgentRun(models.Model):
     """One run of an agent.
 
     Lifecycle: ``queued`` → (``waiting_decision`` on a question →) ``waiting_llm`` →
     ``waiting_decision`` on the proposal → ``succeeded`` or ``conflict`` when approved, else
     ``rejected``, ``expired`` or ``cancelled``. Invalid model output or an error ends it as
-    ``failed``. While it waits, only this row records it: ``waiting_for`` contains the request_id of
-    the LLM request or HITL request, and a database trigger on the result or decision table queues
-    the ``agent_runs`` message that resumes it.
+    ``failed``. The run's ``agent_run`` flow run has the same id; while the run waits, one of its
+    steps is ``waiting`` for the event of the LLM result or the decision.
     """
 
     run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -61,8 +54,6 @@ class AgentRun(models.Model):
     input = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     step = models.CharField(max_length=20, choices=Step.choices, default=Step.START)
-    wait_kind = models.CharField(max_length=20, choices=WaitKind.choices, blank=True, default=WaitKind.NONE)
-    waiting_for = models.UUIDField(null=True, blank=True, help_text="request_id of the LLM or HITL request awaited.")
     llm_request_ids = models.JSONField(default=list, blank=True)
     approval_request_ids = models.JSONField(
         default=list, blank=True, help_text="request_ids of every HITL request (approvals and questions) of this run."
@@ -82,7 +73,6 @@ class AgentRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["wait_kind", "waiting_for"], name="agents_run_waiting")]
 
     def __str__(self) -> str:
         return f"{self.agent} {self.run_id} ({self.status})"

@@ -1,29 +1,37 @@
-"""The agent runner: start a run, and advance it by one step for each ``agent_runs`` message.
+"""The agent runner: every agent run is a run of the quantum_flow flow ``agent_run``.
 
-Each step runs inside the consumer's transaction, so the run row, the LLM or HITL request it sends
-and the acknowledgement of the message commit together. A step never blocks on the LLM or a person:
-it parks the run (``waiting``) and returns. Steps, in order:
+``start_run`` creates the ``AgentRun`` row and the flow run, with the same id, in one transaction.
+The flow's steps, each a transaction of the ``flow_agent_run`` step worker:
 
-1. start: ask the agent's question if it has one (wait for the answer), else think;
-2. think: send the LLM request and wait for its result;
-3. propose: validate the model's response and send it for approval, then wait for the decision;
-4. act: only after an approved decision, with an ``Approved`` token minted from it.
+1. ask: ask the agent's question if it has one, and wait for the answer (a ``hitl.decision`` event);
+2. think: send the LLM request and wait for its result (an ``llm.result`` event);
+3. propose: validate the model's response, send it for approval and wait for the decision;
+4. act: only after an approved decision, with an ``Approved`` token minted from the stored decision.
+
+A waiting step holds no thread and no connection (see ``singularity.quantum_flow.events``). The
+triggers that store a result or a decision deliver its event in the same transaction, which queues
+the next step. Once a run reaches a final status (rejected, nothing to do, failed output), the steps
+after it do nothing and the flow run completes. A step that keeps raising fails the flow run, and
+``AgentRunFlow.on_run_stopped`` then ends the agent run as failed (or cancelled) with the reason.
 """
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from singularity.hitl.client import submit_approval, submit_question
-from singularity.hitl.contracts import DecisionStatus
+from singularity.hitl.contracts import DECISION_EVENT, DecisionStatus
+from singularity.llm.contracts import LLM_RESULT_EVENT
 from singularity.llm.service import dispatch_request
+from singularity.quantum_flow import Flow, Step, StepContext, Wait, start_flow
+from singularity.quantum_flow.models import RunStatus as FlowRunStatus
 
-from . import waiting
+from . import completion
 from .approval import NotApproved, mint_approved
 from .base import ActConflict, ActFailed, Agent, AgentOutputError, InvalidAgentInput, get_agent
-from .models import AgentRun, RunStatus, Step
+from .models import AgentRun, RunStatus
+from .models import Step as RunStep
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,9 @@ CLOSING_STATUSES = {
     DecisionStatus.EXPIRED: RunStatus.EXPIRED,
     DecisionStatus.CANCELLED: RunStatus.CANCELLED,
 }
+# How long past an approval's expiry a step waits for observer's ``expired`` decision, which its
+# schedule sends a little after the deadline.
+EXPIRY_GRACE_SECONDS = 300.0
 
 
 def start_run(agent_name: str, data: dict | None = None) -> AgentRun:
@@ -46,49 +57,22 @@ def start_run(agent_name: str, data: dict | None = None) -> AgentRun:
     normalised = agent.validate_input(dict(data or {}))
     with transaction.atomic():
         run = AgentRun.objects.create(agent=agent.name, input=normalised)
-        waiting.enqueue(run.run_id, waiting.Event.START)
+        start_flow(AgentRunFlow, {"agent": agent.name, "input": normalised}, run_id=run.run_id)
     logger.info("agents.run_started", extra={"run_id": str(run.run_id), "agent_id": agent.agent_id})
     return run
 
 
-def advance(run_id: str, event: str, ref: str) -> bool:
-    """Run the step that ``event`` unblocks; return False when the message is stale or the run is gone.
+# --- the steps ---------------------------------------------------------------------------------
 
-    The caller must be inside a transaction. The run row is locked, so two deliveries of one message cannot
-    both act, and a message for a wait the run has already left changes nothing.
-    """
-    run = AgentRun.objects.select_for_update().filter(run_id=run_id).first()
+
+def ask(context: StepContext) -> Wait | None:
+    run, agent = _open(context)
     if run is None:
-        logger.warning("agents.unknown_run", extra={"run_id": run_id})
-        return False
-    if run.is_finished:
-        return False
-    agent = get_agent(run.agent)
-    if event == waiting.Event.START:
-        if run.step != Step.START:
-            return False
-        _start(run, agent)
-        return True
-    if not waiting.is_awaited(run, event, ref):
-        logger.info("agents.stale_message_ignored", extra={"run_id": run_id, "event": event, "ref": ref})
-        return False
-    waiting.clear_wait(run)
-    _STEP_HANDLERS[run.step](run, agent)
-    return True
-
-
-def fail_run(run_id: str, message: str) -> None:
-    """End a run as failed after its step raised on the last attempt."""
-    run = AgentRun.objects.select_for_update().filter(run_id=run_id).first()
-    if run is not None and not run.is_finished:
-        _finish(run, RunStatus.FAILED, message)
-
-
-def _start(run: AgentRun, agent: Agent) -> None:
+        return None
     question = agent.question(run)
     if question is None:
-        _think(run, agent)
-        return
+        run.save()  # question() may have filled run.state for the think step
+        return None
     handle = submit_question(
         agent_id=agent.agent_id,
         question=question.text,
@@ -97,29 +81,30 @@ def _start(run: AgentRun, agent: Agent) -> None:
         expires_in=_expires_in(),
     )
     run.approval_request_ids = [*run.approval_request_ids, handle.request_id]
-    run.step = Step.ASK
-    waiting.wait_for_decision(run, handle.request_id)
+    run.step = RunStep.ASK
+    run.status = RunStatus.WAITING_DECISION
     run.save()
+    return Wait(DECISION_EVENT, str(handle.request_id), timeout=_decision_timeout())
 
 
-def _after_question(run: AgentRun, agent: Agent) -> None:
-    decision = _decision(run.approval_request_ids[-1])
-    if decision.decision != DecisionStatus.ANSWERED:
-        _close_on_decision(run, decision, "question")
-        return
-    run.state = {**run.state, "answer": decision.answer}
-    _think(run, agent)
-
-
-def _think(run: AgentRun, agent: Agent) -> None:
+def think(context: StepContext) -> Wait | None:
+    run, agent = _open(context)
+    if run is None:
+        return None
+    answer = context.outputs.get("ask")
+    if answer is not None:
+        if answer.get("decision") != DecisionStatus.ANSWERED:
+            _close_on_decision(run, _decision(run.approval_request_ids[-1]), "question")
+            return None
+        run.state = {**run.state, "answer": answer.get("answer", "")}
     try:
         messages = agent.prompt(run)
     except (InvalidAgentInput, ActFailed) as exc:
         _finish(run, RunStatus.FAILED, str(exc))
-        return
+        return None
     if messages is None:
         _finish(run, RunStatus.NOTHING_TO_DO, "The agent found nothing to ask the model about.")
-        return
+        return None
     request_id = dispatch_request(
         messages,
         task_type=agent.task_type,
@@ -127,31 +112,35 @@ def _think(run: AgentRun, agent: Agent) -> None:
         agent_id=agent.agent_id,
         max_tokens=agent.max_tokens,
     )
-    run.llm_request_ids = [*run.llm_request_ids, request_id]
-    run.step = Step.THINK
-    waiting.wait_for_llm(run, request_id)
+    run.llm_request_ids = [*run.llm_request_ids, str(request_id)]
+    run.step = RunStep.THINK
+    run.status = RunStatus.WAITING_LLM
     run.save()
+    return Wait(LLM_RESULT_EVENT, str(request_id), timeout=settings.AGENTS_LLM_TIMEOUT_SECONDS)
 
 
-def _after_think(run: AgentRun, agent: Agent) -> None:
+def propose(context: StepContext) -> Wait | None:
     from singularity.models import JobResult
 
+    run, agent = _open(context)
+    if run is None or context.outputs.get("think") is None:
+        return None
     result = JobResult.objects.get(request_id=run.llm_request_ids[-1])
     if not result.ok:
         _finish(run, RunStatus.FAILED, f"The LLM request failed: {result.error_type}: {result.error_message}")
-        return
+        return None
     try:
         proposal = agent.propose(run, result.response)
     except AgentOutputError as exc:
         run.model_output = result.response
         _finish(run, RunStatus.FAILED, f"Invalid model output: {exc}")
-        return
+        return None
     except (InvalidAgentInput, ActFailed) as exc:
         _finish(run, RunStatus.FAILED, str(exc))
-        return
+        return None
     if proposal is None:
         _finish(run, RunStatus.NOTHING_TO_DO, "The agent found nothing to propose.")
-        return
+        return None
     handle = submit_approval(
         agent_id=agent.agent_id,
         task_type=agent.name,
@@ -163,34 +152,74 @@ def _after_think(run: AgentRun, agent: Agent) -> None:
     run.proposal = proposal.payload
     run.state = {**run.state, **proposal.state}
     run.proposal_request_id = handle.request_id
-    run.approval_request_ids = [*run.approval_request_ids, handle.request_id]
-    run.step = Step.PROPOSE
-    waiting.wait_for_decision(run, handle.request_id)
+    run.approval_request_ids = [*run.approval_request_ids, str(handle.request_id)]
+    run.step = RunStep.PROPOSE
+    run.status = RunStatus.WAITING_DECISION
     run.save()
+    return Wait(DECISION_EVENT, str(handle.request_id), timeout=_decision_timeout())
 
 
-def _after_decision(run: AgentRun, agent: Agent) -> None:
+def act(context: StepContext) -> dict | None:
+    run, agent = _open(context)
+    if run is None or context.outputs.get("propose") is None:
+        return None
+    # The stored decision, not the event's payload, decides: it is the record the token is minted from.
     decision = _decision(str(run.proposal_request_id))
     run.decided_at = decision.decided_at
     if decision.decision != DecisionStatus.APPROVED:
         _close_on_decision(run, decision, "proposal")
-        return
+        return {"status": run.status}
     try:
         approved = mint_approved(run)
     except NotApproved as exc:
         _finish(run, RunStatus.FAILED, str(exc))
-        return
-    run.step = Step.ACT
+        return {"status": run.status}
+    run.step = RunStep.ACT
     try:
         result = agent.act(run, approved)
     except ActConflict as exc:
         _finish(run, RunStatus.CONFLICT, str(exc))
-        return
     except (ActFailed, InvalidAgentInput) as exc:
         _finish(run, RunStatus.FAILED, str(exc))
-        return
-    run.changes = result.changes
-    _finish(run, RunStatus.SUCCEEDED, result.outcome)
+    else:
+        run.changes = result.changes
+        _finish(run, RunStatus.SUCCEEDED, result.outcome)
+    return {"status": run.status}
+
+
+class AgentRunFlow(Flow):
+    """The steps of every agent run; the flow run's id is the ``AgentRun.run_id``."""
+
+    slug = "agent_run"
+    steps = (
+        Step("ask", ask),
+        Step("think", think, depends_on=["ask"]),
+        Step("propose", propose, depends_on=["think"]),
+        Step("act", act, depends_on=["propose"]),
+    )
+
+    @classmethod
+    def on_run_stopped(cls, run) -> None:
+        """End the agent run when its flow run fails (a step kept raising, a wait timed out) or is cancelled."""
+        agent_run = AgentRun.objects.select_for_update().filter(run_id=run.pk).first()
+        if agent_run is None or agent_run.is_finished:
+            return
+        status = RunStatus.CANCELLED if run.status == FlowRunStatus.CANCELLED else RunStatus.FAILED
+        _finish(agent_run, status, f"The run's flow was {run.status}: {run.error}")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _open(context: StepContext) -> tuple[AgentRun | None, Agent | None]:
+    """Lock the run of this step; return ``(None, None)`` when it has already finished."""
+    run = AgentRun.objects.select_for_update().filter(run_id=context.run_id).first()
+    if run is None:
+        logger.warning("agents.unknown_run", extra={"run_id": context.run_id, "step": context.step})
+        return None, None
+    if run.is_finished:
+        return None, None
+    return run, get_agent(run.agent)
 
 
 def _close_on_decision(run: AgentRun, decision, what: str) -> None:
@@ -202,12 +231,11 @@ def _close_on_decision(run: AgentRun, decision, what: str) -> None:
 
 def _finish(run: AgentRun, status: str, outcome: str) -> None:
     run.status = status
-    run.step = Step.DONE
+    run.step = RunStep.DONE
     run.outcome = outcome
     run.finished_at = timezone.now()
-    waiting.clear_wait(run)
     run.save()
-    waiting.notify_finished(run)
+    completion.notify_finished(run)
     level = logging.INFO if status in (RunStatus.SUCCEEDED, RunStatus.NOTHING_TO_DO) else logging.WARNING
     logger.log(level, "agents.run_finished", extra={"run_id": str(run.run_id), "agent_id": run.agent, "status": status})
 
@@ -218,14 +246,14 @@ def _decision(request_id: str):
     return HitlDecision.objects.get(request_id=request_id)
 
 
-def _expires_in() -> timedelta | None:
+def _expires_in():
+    from datetime import timedelta
+
     seconds = settings.AGENTS_APPROVAL_EXPIRES_SECONDS
     return timedelta(seconds=seconds) if seconds > 0 else None
 
 
-# The step a run is parked in decides what its wake-up message continues with.
-_STEP_HANDLERS = {
-    Step.ASK: _after_question,
-    Step.THINK: _after_think,
-    Step.PROPOSE: _after_decision,
-}
+def _decision_timeout() -> float | None:
+    """Seconds a step waits for a decision: until shortly after the request expires, else without limit."""
+    seconds = settings.AGENTS_APPROVAL_EXPIRES_SECONDS or settings.OBSERVER_DEFAULT_LIFETIME_SECONDS
+    return seconds + EXPIRY_GRACE_SECONDS if seconds > 0 else None

@@ -19,14 +19,13 @@ OBSERVER_DECISIONS = "observer_decisions"
 FLOW_NEXUS_LLM = "flow_nexus_llm"
 # Events for quantum_flow's waiting steps, sent by ``send_event``.
 FLOW_EVENTS = "flow_events"
-# Steps of agent runs: a message per run to advance, sent at start and by the triggers that wake a
-# waiting run when its LLM result or HITL decision is stored.
-AGENT_RUNS = "agent_runs"
+# Step tasks of the agents' agent_run flow.
+FLOW_AGENT_RUN = "flow_agent_run"
 
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
 PROJECT_QUEUES = (
     AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS,
-    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM, FLOW_EVENTS, AGENT_RUNS,
+    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM, FLOW_EVENTS, FLOW_AGENT_RUN,
 )
 
 

@@ -4,11 +4,49 @@
 import uuid
 from django.db import migrations, models
 
-from singularity.agents.waiting import WAKE_TRIGGERS_CREATE, WAKE_TRIGGERS_DROP
 from singularity.messaging.install import create_queues, drop_queues
 
-# Fixed here rather than imported, so this migration keeps creating the queue it was written for.
+# Fixed here rather than imported, so this migration keeps creating what it was written for.
 AGENT_QUEUES = ["agent_runs"]
+
+# The triggers that queued an ``agent_runs`` message for a run waiting on a result or decision;
+# 0002 drops them, since agent runs became quantum_flow flows.
+WAKE_TRIGGERS_CREATE = """
+CREATE FUNCTION singularity_agents_wake_on_result() RETURNS trigger AS $$
+BEGIN
+    PERFORM pgmq.send('agent_runs', jsonb_build_object(
+        'run_id', r.run_id::text, 'event', 'llm_result', 'ref', NEW.request_id::text), 0)
+    FROM singularity_agents_agentrun r
+    WHERE r.wait_kind = 'llm' AND r.waiting_for = NEW.request_id;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER singularity_agents_wake_on_result
+AFTER INSERT ON singularity_jobresult
+FOR EACH ROW EXECUTE FUNCTION singularity_agents_wake_on_result();
+
+CREATE FUNCTION singularity_agents_wake_on_decision() RETURNS trigger AS $$
+BEGIN
+    PERFORM pgmq.send('agent_runs', jsonb_build_object(
+        'run_id', r.run_id::text, 'event', 'decision', 'ref', NEW.request_id::text), 0)
+    FROM singularity_agents_agentrun r
+    WHERE r.wait_kind = 'decision' AND r.waiting_for = NEW.request_id;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER singularity_agents_wake_on_decision
+AFTER INSERT ON singularity_hitl_hitldecision
+FOR EACH ROW EXECUTE FUNCTION singularity_agents_wake_on_decision();
+"""
+
+WAKE_TRIGGERS_DROP = """
+DROP TRIGGER IF EXISTS singularity_agents_wake_on_result ON singularity_jobresult;
+DROP FUNCTION IF EXISTS singularity_agents_wake_on_result();
+DROP TRIGGER IF EXISTS singularity_agents_wake_on_decision ON singularity_hitl_hitldecision;
+DROP FUNCTION IF EXISTS singularity_agents_wake_on_decision();
+"""
 
 
 def create_agent_queue(apps, schema_editor):

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.runner import start_run
-from singularity.agents.waiting import wait_until_finished
+from singularity.agents.completion import wait_until_finished
 
 DEMO_FOLDER = "demo"
 DEMO_FILE = "greeting.py"

@@ -1,4 +1,4 @@
-"""``manage.py agents``: list the agents, start a run, resume stalled runs, or show the demo."""
+"""``manage.py agents``: list the agents, start a run, or show the demo."""
 import json
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from singularity.agents.base import AgentError, registered_agents
 from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.runner import start_run
-from singularity.agents.waiting import requeue_ready_runs, wait_until_finished
+from singularity.agents.completion import wait_until_finished
 
 from ._demo import run_demo
 
@@ -24,14 +24,12 @@ class Command(BaseCommand):
         run.add_argument("--wait", action="store_true", help="Wait until the run finishes and print its outcome.")
         run.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits (default 3600).")
 
-        actions.add_parser("resume", help="Queue waiting runs whose LLM result or decision is already stored.")
-
         demo = actions.add_parser("demo", help="Run the documentation agent on a sample file and wait for its approval.")
         demo.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the web server listens (default http://127.0.0.1:8000).")
         demo.add_argument("--timeout", type=float, default=3600.0, help="Seconds to wait for the approval (default 3600).")
 
     def handle(self, *args, action, **options):
-        handlers = {"list": self._list, "run": self._run, "resume": self._resume, "demo": self._demo}
+        handlers = {"list": self._list, "run": self._run, "demo": self._demo}
         return handlers[action](**options)
 
     def _list(self, **options):
@@ -50,9 +48,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Started run {run.run_id} of {name}.")
         if wait:
             self._report(self._wait(run, timeout))
-
-    def _resume(self, **options):
-        self.stdout.write(f"Queued {requeue_ready_runs()} waiting run(s) whose result or decision is stored.")
 
     def _demo(self, *, base_url, timeout, **options):
         run_demo(self, base_url=base_url, timeout=timeout)
