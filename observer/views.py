@@ -126,7 +126,7 @@ def _decision_response(request, approval: Approval):
 
 def _success_message(approval: Approval) -> str:
     if approval.status == ApprovalStatus.ANSWERED:
-        return f"Answered {approval.summary or approval.request_id}; the agent has been sent the answer."
+        return f"Answered “{approval.summary or approval.request_id}”. The answer was sent to the agent."
     return f"{approval.get_status_display()}: {approval.summary or approval.request_id}. The decision was sent to the agent."
 
 

@@ -71,6 +71,20 @@ def test_run_command_rejects_bad_json():
         call_command("agents", "run", "documentation", "--input", "{nope")
 
 
+def test_path_not_a_string_named(root):
+    with pytest.raises(WorkspaceError, match=r"path 5 is not a string \(int\): give a file path"):
+        start_run("documentation", {"path": 5})
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(["--runs", "1"], "--runs 1 is invalid"), (["--runs", "5", "--warmup", "-1"], "--warmup -1 is invalid")],
+)
+def test_bench_agents_rejects_bad_numbers(arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("bench_agents", *arguments)
+
+
 @pytest.mark.parametrize("path", ["../outside.py", "/etc/passwd", "sub/../../outside.py"])
 def test_path_outside_root_rejected(root, path):
     with pytest.raises(WorkspaceError, match="outside the workspace root"):

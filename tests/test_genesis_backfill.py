@@ -30,9 +30,10 @@ def purged_rules(clean_queues):
 
 
 def test_dry_run_sends_nothing(purged_rules):
-    stdout, _ = run_backfill("--dry-run")
+    stdout, stderr = run_backfill("--dry-run")
 
     assert "Would send 5 rule version(s)" in stdout
+    assert "[#" not in stderr
     assert "rule-0 v1" in stdout
     assert read_all(purged_rules, GENESIS_RULE_UPDATES) == []
     assert set(PublishedRule.objects.values_list("publish_count", flat=True)) == {1}

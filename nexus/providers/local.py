@@ -73,7 +73,7 @@ def _documentation(task: dict) -> dict:
     suffix = path[path.rfind("."):] if "." in path else ""
     prefix = _COMMENT_PREFIXES.get(suffix, "")
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
-    header = f"{prefix}{path}: {lines} lines. Documentation placeholder written by the {OFFLINE_LABEL}.\n"
+    header = f"{prefix}{path}: {lines} {'line' if lines == 1 else 'lines'}. Documentation placeholder written by the {OFFLINE_LABEL}.\n"
     return {"content": header + content, "summary": f"Add a header line ({OFFLINE_LABEL})"}
 
 

@@ -35,7 +35,9 @@ def workspace_root() -> Path:
 
 def resolve(path: str) -> tuple[str, Path]:
     """Return (path relative to the root, real path) of ``path``; raise ``WorkspaceError`` if it leaves the root."""
-    if not isinstance(path, str) or not path.strip():
+    if not isinstance(path, str):
+        raise WorkspaceError(f"path {path!r} is not a string ({type(path).__name__}): give a file path relative to the workspace root.")
+    if not path.strip():
         raise WorkspaceError("path is missing: give a file path relative to the workspace root.")
     if "\x00" in path:
         raise WorkspaceError(f"path {path!r} contains a NUL character.")

@@ -74,7 +74,10 @@ class Command(BaseCommand):
         verb = "Would send" if dry_run else "Sent"
         sent = still_queued = left_scope = batches = done = 0
         after_id = 0
-        self._progress(done, total)
+        # A dry run lists the rules on stdout instead, and a bar on stderr would break up that list.
+        show_progress = not dry_run
+        if show_progress:
+            self._progress(done, total)
         while True:
             ids = candidate_ids(scope, after_id=after_id, limit=batch_size)
             if not ids:
@@ -89,8 +92,10 @@ class Command(BaseCommand):
             if dry_run:
                 for rule in result.sent:
                     self.stdout.write(f"  {rule.rule_id} v{rule.version} ({rule.namespace}, published {rule.published_at:%Y-%m-%d %H:%M:%S})")
-            self._progress(done, max(total, done))
-        self.stderr.write("")
+            if show_progress:
+                self._progress(done, max(total, done))
+        if show_progress:
+            self.stderr.write("")
         return (
             f"{verb} {sent} rule version(s) in {batches} batch(es); {total} in scope, "
             f"{still_queued} skipped because their message is still queued, "
