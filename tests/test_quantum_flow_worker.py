@@ -7,7 +7,7 @@ import pytest
 from singularity.quantum_flow import start_flow
 from singularity.quantum_flow.models import AttemptStatus, FlowRun, RunStatus, StepAttempt
 from tests.conftest import wait_for
-from tests.quantum_flow_flows import EFFECTS_QUEUE, FLOW_MODULE, CrashFlow, DiamondFlow
+from tests.quantum_flow_flows import EFFECTS_QUEUE, FLOW_MODULE, CrashFlow, DiamondFlow, RetryFlow
 from tests.test_worker_process import run_manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -47,6 +47,18 @@ def test_worker_runs_diamond(flow_queues, start_worker):
 
     wait_for(lambda: FlowRun.objects.get(pk=run.pk).status == RunStatus.COMPLETED, timeout=RUN_TIMEOUT)
     assert StepAttempt.objects.filter(step__run=run, step__name="d").count() == 1
+
+
+def test_retry_wakes_before_poll_interval(flow_queues, start_worker):
+    """A worker whose poll interval is a minute still runs a retry after its short backoff."""
+    start_worker("--only", RetryFlow.queue_name(), **FLOW_ENV, WORKER_POLL_INTERVAL_SECONDS="60")
+
+    run = start_flow(RetryFlow, {"succeed_on": 3})
+
+    # Backoffs of 0.2 and 0.4 s: the run ends long before one poll interval.
+    wait_for(lambda: FlowRun.objects.get(pk=run.pk).status == RunStatus.COMPLETED, timeout=RUN_TIMEOUT)
+    attempts = StepAttempt.objects.filter(step__run=run, step__name="flaky").order_by("number")
+    assert [attempt.retry_delay_s for attempt in attempts] == [0.2, 0.4, None]
 
 
 def test_list_shows_flow_consumer(test_db_url):

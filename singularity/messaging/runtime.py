@@ -60,6 +60,17 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class Hidden:
+    """Returned by a handler that owns its transaction and hid messages itself (``set_vt``).
+
+    ``seconds`` is when the earliest of them becomes visible again, so the worker wakes for it then
+    rather than after its poll interval.
+    """
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One attempt at handling a message, as passed to the handler."""
 
@@ -216,6 +227,9 @@ class ConsumerWorker:
                 verdict = self.spec.handler(delivery)
                 if isinstance(verdict, DeadLetter):
                     return self._dead_letter(message, reason=verdict.reason, error=verdict.error, ids=ids)
+                if isinstance(verdict, Hidden):
+                    self._next_retry_at = min(self._next_retry_at, time.monotonic() + max(0.0, verdict.seconds))
+                    return Outcome.RETRYING
             else:
                 with transaction.atomic():
                     verdict = self.spec.handler(delivery)

@@ -9,11 +9,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from singularity.messaging.contracts import Contract, Field
 from singularity.messaging.registry import consumer
-from singularity.messaging.runtime import DeadLetter, Delivery
+from singularity.messaging.runtime import DeadLetter, Delivery, Hidden
 
 from .definitions import Flow, on_register
 from .events import FLOW_EVENTS_QUEUE, InvalidEvent, check_event, deliver_event
-from .executor import Task, execute_task
+from .executor import StepOutcome, Task, execute_task
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -52,9 +52,17 @@ class StepTaskHandler:
     def __init__(self, flow: type[Flow]):
         self.flow = flow
 
-    def __call__(self, delivery: Delivery) -> None:
+    def __call__(self, delivery: Delivery) -> Hidden | None:
+        from singularity.models import Queue
+
         body = delivery.body
-        execute_task(self.flow, Task(delivery.message.msg_id, body["run_id"], body["step"]))
+        result = execute_task(self.flow, Task(delivery.message.msg_id, body["run_id"], body["step"]))
+        if result.outcome in (StepOutcome.RETRYING, StepOutcome.WAITING):
+            # The task is hidden for a backoff or until a wait's deadline. Telling the runtime when
+            # the earliest hidden task returns lets it wake then instead of after its poll interval.
+            seconds = Queue.objects.seconds_until_next_visible(self.flow.queue_name())
+            if seconds is not None:
+                return Hidden(seconds)
         return None
 
     def disabled_reason(self) -> str | None:
