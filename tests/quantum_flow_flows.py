@@ -158,3 +158,12 @@ class WaitingFlow(Flow):
         from singularity.models import Queue
 
         Queue.objects.send(EFFECTS_QUEUE, {"run_id": str(run.pk), "step": "on_run_stopped", "status": run.status, "error": run.error})
+
+
+def waits_badly(context: StepContext) -> Wait:
+    return Wait("Not An Event", "key")
+
+
+class BadWaitFlow(Flow):
+    slug = "test_bad_wait"
+    steps = (Step("ask", waits_badly, max_attempts=5),)

@@ -13,7 +13,7 @@ from singularity.quantum_flow import InvalidEvent, Wait, cancel_run, deliver_eve
 from singularity.quantum_flow.events import FLOW_EVENTS_QUEUE
 from singularity.quantum_flow.models import FlowEvent, FlowRun, RunStatus, StepStatus
 from tests.conftest import wait_for
-from tests.quantum_flow_flows import TEST_EVENT, WaitingFlow
+from tests.quantum_flow_flows import TEST_EVENT, BadWaitFlow, WaitingFlow
 from tests.test_quantum_flow_engine import effects, run_to_end, step_worker, steps_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,9 +174,9 @@ def test_bad_event_message_dead_lettered(event_queues):
         pass
 
     letters = [message.body for message in event_queues.read(DEAD_LETTERS, vt=0, qty=10)]
-    assert len(letters) == 2
+    assert [letter["reason"] for letter in letters] == ["invalid_body", "invalid_body"]
     assert "Event name 'Not An Event' is invalid" in letters[0]["error"]
-    assert "Event key '' of event 'test.reply' is invalid" in letters[1]["error"]
+    assert "field 'key' is invalid: give a non-empty string of at most 200 characters" in letters[1]["error"]
 
 
 @pytest.mark.parametrize(
@@ -185,6 +185,7 @@ def test_bad_event_message_dead_lettered(event_queues):
         ("Bad Name", "k", None, "Event name 'Bad Name' is invalid"),
         ("ok.event", "", None, "Event key '' of event 'ok.event' is invalid"),
         ("ok.event", 7, None, "Event key 7 of event 'ok.event' is invalid"),
+        ("ok.event", "k" * 300, None, r"Event key 'kkk[k]*\.\.\. \(300 characters\) of event"),
         ("ok.event", "k", 0, "Wait timeout 0 is invalid"),
         ("ok.event", "k", float("inf"), "Wait timeout inf is invalid"),
     ],
@@ -222,3 +223,13 @@ def test_eager_run_cannot_wait(event_queues):
     assert run.status == RunStatus.FAILED
     stored = FlowRun.objects.get(pk=run.pk)
     assert "an eager run cannot wait: start the flow without eager=True" in stored.error
+
+
+def test_invalid_wait_fails_without_retry(event_queues):
+    run = start_flow(BadWaitFlow, {})
+
+    finished = run_to_end(BadWaitFlow, run.pk)
+
+    assert finished.status == RunStatus.FAILED
+    assert "Event name 'Not An Event' is invalid" in finished.error
+    assert "(attempt 1 of 5)" in finished.error

@@ -61,14 +61,23 @@ def check_event(event: object, key: object) -> None:
     """Raise ``InvalidEvent`` unless ``event`` and ``key`` can name an event."""
     if not isinstance(event, str) or not _EVENT_PATTERN.fullmatch(event) or len(event) > MAX_EVENT_LENGTH:
         raise InvalidEvent(
-            f"Event name {event!r} is invalid: use lowercase letters, digits and the characters '_.:-', "
+            f"Event name {_shown(event)} is invalid: use lowercase letters, digits and the characters '_.:-', "
             f"starting with a letter, at most {MAX_EVENT_LENGTH} characters (for example 'hitl.decision')."
         )
     if not isinstance(key, str) or not key or len(key) > MAX_EVENT_KEY_LENGTH:
         raise InvalidEvent(
-            f"Event key {key!r} of event {event!r} is invalid: give a non-empty string of at most "
+            f"Event key {_shown(key)} of event {event!r} is invalid: give a non-empty string of at most "
             f"{MAX_EVENT_KEY_LENGTH} characters, such as the request_id the event answers."
         )
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """Return ``repr(value)``, shortened with its length when it is long, for error messages."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{length}"
 
 
 def encode_payload(event: str, payload: Any) -> str:

@@ -41,7 +41,7 @@ from singularity.messaging.runtime import RetryLater
 
 from .definitions import Flow, StepContext
 from .errors import StepFailed, StepTimedOut
-from .events import Wait, lock_event
+from .events import InvalidEvent, Wait, lock_event
 from .models import AttemptStatus, FlowEvent, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -520,7 +520,9 @@ def _record_failure(flow: type[Flow], claim: _Claim, task: Task, exc: Exception,
     """Hide the task for the backoff, or fail the run after the last attempt; return the outcome."""
     from singularity.models import Queue
 
-    error = str(exc) if isinstance(exc, (StepFailed, StepTimedOut, RetryLater)) else f"{type(exc).__name__}: {exc}"
+    error = (
+        str(exc) if isinstance(exc, (StepFailed, StepTimedOut, RetryLater, InvalidEvent)) else f"{type(exc).__name__}: {exc}"
+    )
     status = AttemptStatus.TIMED_OUT if isinstance(exc, StepTimedOut) else AttemptStatus.FAILED
     used = claim.attempt - claim.attempts_base
     now = timezone.now()
@@ -532,7 +534,8 @@ def _record_failure(flow: type[Flow], claim: _Claim, task: Task, exc: Exception,
             logger.info("flow.task_discarded", extra={**ids, "reason": "run or step changed", "error": error})
             return StepOutcome.DISCARDED
 
-        final = isinstance(exc, StepFailed) or used >= claim.max_attempts
+        # An invalid Wait is a mistake in the handler, which no retry can fix.
+        final = isinstance(exc, (StepFailed, InvalidEvent)) or used >= claim.max_attempts
         if not final:
             delay = exc.delay if isinstance(exc, RetryLater) and exc.delay is not None else backoff_seconds(flow, step.name, used)
             _close_attempt(claim, status, error, started, retry_delay=delay)

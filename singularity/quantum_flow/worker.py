@@ -14,6 +14,7 @@ from singularity.messaging.runtime import DeadLetter, Delivery, Hidden
 from .definitions import Flow, on_register
 from .events import FLOW_EVENTS_QUEUE, InvalidEvent, check_event, deliver_event
 from .executor import StepOutcome, Task, execute_task
+from .models import MAX_EVENT_KEY_LENGTH
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -100,9 +101,19 @@ def _check_event_name(value: str) -> str | None:
     return None
 
 
+def _check_event_key(value: str) -> str | None:
+    if value and len(value) <= MAX_EVENT_KEY_LENGTH:
+        return None
+    return f"is invalid: give a non-empty string of at most {MAX_EVENT_KEY_LENGTH} characters"
+
+
 FLOW_EVENT_MESSAGE = Contract(
     queue=FLOW_EVENTS_QUEUE,
-    fields=(Field("event", (str,), check=_check_event_name), Field("key", (str,)), Field("payload", (object,), required=False)),
+    fields=(
+        Field("event", (str,), check=_check_event_name),
+        Field("key", (str,), check=_check_event_key),
+        Field("payload", (object,), required=False),
+    ),
 )
 
 
