@@ -281,3 +281,11 @@ def test_cancelled_flow_run_cancels_agent_run(root, worker):
     assert finished.status == "cancelled"
     assert finished.outcome == "The run's flow was cancelled: operator stopped it"
     assert (root / "greet.py").read_text() == SAMPLE
+
+
+def test_bench_agents_refuses_other_worker(worker):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="A run_workers process is already connected"):
+        call_command("bench_agents", "--runs", "2")

@@ -118,7 +118,7 @@ FLOW_EVENT_MESSAGE = Contract(
 
 
 def deliver_event_message(delivery: Delivery) -> DeadLetter | None:
-    """Deliver one ``flow_events`` message; a key that cannot name an event is dead-lettered."""
+    """Deliver one ``flow_events`` message whose event name and key the contract has checked."""
     body = delivery.body
     try:
         deliver_event(body["event"], body["key"], body.get("payload"))

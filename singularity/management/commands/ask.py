@@ -4,12 +4,11 @@ import math
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from singularity.llm.contracts import Complexity, TaskType
 from singularity.llm.service import InvalidRequest, ProviderFailure, ResultTimeout, await_responses_result, dispatch_request
 
-from .run_workers import WORKER_APPLICATION_NAME
+from .run_workers import worker_connected
 
 
 class Command(BaseCommand):
@@ -33,7 +32,7 @@ class Command(BaseCommand):
             logging.getLogger("singularity").setLevel(logging.WARNING)
         if not options["text"].strip():
             raise CommandError("The prompt is empty: pass the text to send, for example: manage.py ask \"hello\".")
-        if not _worker_connected():
+        if not worker_connected():
             self.stderr.write(
                 f"No worker is connected to the database; waiting up to {options['timeout']:g} s in case one starts."
             )
@@ -50,7 +49,7 @@ class Command(BaseCommand):
         except InvalidRequest as exc:
             raise CommandError(str(exc)) from exc
         except ResultTimeout as exc:
-            if _worker_connected():
+            if worker_connected():
                 hint = "A worker is connected but has not answered; see its log, or ask again with a longer --timeout."
             else:
                 hint = "No worker is connected: start one with 'manage.py run_workers' or 'manage.py runstack'."
@@ -69,12 +68,3 @@ class Command(BaseCommand):
         self.stdout.write(f"cost:       {cost}")
         self.stdout.write(f"latency:    {total_ms:.1f} ms end to end, {result.latency_ms or 0:.1f} ms in the provider")
         self.stdout.write(f"request_id: {result.request_id}")
-
-
-def _worker_connected() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s)",
-            [WORKER_APPLICATION_NAME],
-        )
-        return cursor.fetchone()[0]

@@ -14,7 +14,7 @@ from singularity.messaging.runtime import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
-WORKER_APPLICATION_NAME = "singularity-worker"  # ``ask`` looks for this in pg_stat_activity.
+WORKER_APPLICATION_NAME = "singularity-worker"  # ``worker_connected`` looks for this in pg_stat_activity.
 FORCED_EXIT_STATUS = 1
 STOP_TIMEOUT_SECONDS = 30
 
@@ -113,3 +113,13 @@ class Command(BaseCommand):
         process.stop()
         logger.info("worker.stopped", extra={"consumers": names})
         self.stdout.write("Workers stopped.")
+
+
+def worker_connected() -> bool:
+    """Return whether a ``run_workers`` process is connected to this database."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s)",
+            [WORKER_APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0]

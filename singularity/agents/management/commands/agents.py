@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from singularity.agents.base import AgentError, registered_agents
 from singularity.agents.models import AgentRun, RunStatus
 from singularity.agents.runner import start_run
+from singularity.management.commands.run_workers import worker_connected
 from singularity.agents.completion import wait_until_finished
 
 from ._demo import run_demo
@@ -46,6 +47,10 @@ class Command(BaseCommand):
         except AgentError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Started run {run.run_id} of {name}.")
+        if not worker_connected():
+            self.stderr.write(
+                "No worker is connected, so the run waits in the queue: start manage.py run_workers or manage.py runstack."
+            )
         if wait:
             self._report(self._wait(run, timeout))
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
+from singularity.management.commands.run_workers import worker_connected
 
 SAMPLE = 'def greet(name):\n    return "Hello, " + name\n'
 BENCH_APPROVER = "bench-approver"
@@ -34,6 +35,13 @@ class Command(BaseCommand):
             raise CommandError(f"--runs {runs} is invalid: give a number >= 2 (percentiles need two samples).")
         if warmup < 0:
             raise CommandError(f"--warmup {warmup} is invalid: give a number >= 0.")
+        if worker_connected():
+            # Another worker would take some of the runs, read their files from its own workspace
+            # root, and measure itself instead.
+            raise CommandError(
+                "A run_workers process is already connected to this database. Stop it first (Ctrl-C in "
+                "runstack, or scripts/setup-all-services.sh --stop): bench_agents starts its own worker."
+            )
         logging.getLogger("singularity").setLevel(logging.WARNING)
         logging.getLogger("observer").setLevel(logging.WARNING)
 
@@ -49,8 +57,9 @@ class Command(BaseCommand):
             stop_worker(worker)
             shutil.rmtree(workspace, ignore_errors=True)
 
+        version = connection.cursor().connection.info.server_version  # for example 180006 for 18.6
         self.stdout.write(
-            f"PostgreSQL {connection.cursor().connection.info.server_version}, {os.cpu_count()} CPUs, "
+            f"PostgreSQL {version // 10000}.{version % 10000}, {os.cpu_count()} CPUs, "
             f"agent documentation, offline local provider, one worker process"
         )
         self.stdout.write(percentile_line("approve -> change applied", samples, width=28))
