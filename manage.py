@@ -6,14 +6,16 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "singularity.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
     from singularity.database import DatabaseUrlError, EmbeddedServerError
 
     try:
         execute_from_command_line(sys.argv)
-    except (DatabaseUrlError, EmbeddedServerError) as exc:
-        # Raised while settings load: one readable line instead of a traceback through Django.
+    except (DatabaseUrlError, EmbeddedServerError, ImproperlyConfigured) as exc:
+        # Configuration errors, raised while settings or apps load: one readable line instead of a
+        # traceback through Django. Each message names the setting and the fix.
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
 

@@ -92,4 +92,15 @@ def test_invalid_pipeline_switch_named(test_db_url, monkeypatch):
     completed = run_manage(test_db_url, "run_workers", "--only", "flow_nexus_llm")
 
     assert completed.returncode != 0
-    assert "PGFLOW_NEXUS_LLM_ENABLED='maybe' is invalid: use true or false." in completed.stderr
+    assert "error: PGFLOW_NEXUS_LLM_ENABLED='maybe' is invalid: use true or false" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_flow_module_named(test_db_url, monkeypatch):
+    monkeypatch.setenv("QUANTUM_FLOW_MODULES", "tests.no_such_flows")
+
+    completed = run_manage(test_db_url, "run_workers", "--list")
+
+    assert completed.returncode == 1
+    assert "error: QUANTUM_FLOW_MODULES names 'tests.no_such_flows', which cannot be imported" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -3,6 +3,7 @@ from importlib import import_module
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
 
 
@@ -19,10 +20,24 @@ class QuantumFlowConfig(AppConfig):
         # Apps register their flows from their own ready(). These modules contain flows that live
         # outside an app, such as the test suite's flows loaded by a worker process.
         for module in settings.QUANTUM_FLOW_MODULES:
-            import_module(module)
+            _import_flow_module(module)
         # migrate sends post_migrate once per app, so sender=self runs this once. Every app's ready()
         # has registered its flows by then.
         post_migrate.connect(create_flow_queues, sender=self, dispatch_uid="quantum_flow.create_queues")
+
+
+def _import_flow_module(module: str) -> None:
+    try:
+        import_module(module)
+    except ModuleNotFoundError as exc:
+        # Only a missing module named by the setting is a configuration error; an import that fails
+        # inside the module keeps its traceback.
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        raise ImproperlyConfigured(
+            f"QUANTUM_FLOW_MODULES names {module!r}, which cannot be imported ({exc}); fix the module path "
+            "or remove it from QUANTUM_FLOW_MODULES."
+        ) from exc
 
 
 def create_flow_queues(using="default", **kwargs) -> None:

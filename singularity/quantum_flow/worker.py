@@ -44,7 +44,9 @@ def pipeline_enabled(flow: type[Flow]) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{variable}={os.environ[variable]!r} is invalid: use true or false.")
+    raise ImproperlyConfigured(
+        f"{variable}={os.environ[variable]!r} is invalid: use true or false (1/0, yes/no and on/off work too)."
+    )
 
 
 class StepTaskHandler:
