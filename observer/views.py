@@ -125,9 +125,12 @@ def _decision_response(request, approval: Approval):
 
 
 def _success_message(approval: Approval) -> str:
+    subject = f"“{approval.summary or approval.request_id}”"
     if approval.status == ApprovalStatus.ANSWERED:
-        return f"Answered “{approval.summary or approval.request_id}”. The answer was sent to the agent."
-    return f"{approval.get_status_display()}: {approval.summary or approval.request_id}. The decision was sent to the agent."
+        return f"Answered {subject}. The answer was sent to the agent."
+    # The page offers "Decline" for a question, which is stored as rejected.
+    verb = "Declined" if approval.is_question and approval.status == ApprovalStatus.REJECTED else approval.get_status_display()
+    return f"{verb} {subject}. The decision was sent to the agent."
 
 
 def _list_context(request) -> dict:

@@ -180,6 +180,14 @@ def test_answer_from_panel_htmx(approver_client, make_approval, clean_queues):
     assert Approval.objects.get(pk=approval.pk).answer == "eu-west"
 
 
+def test_declined_question_message(approver_client, make_approval, clean_queues):
+    approval = make_approval(type="question", summary="Which file?", payload={"question": "Which file?"})
+
+    response = approver_client.post(decide_url(approval), {"action": "reject"}, follow=True)
+
+    assert "Declined “Which file?”. The decision was sent to the agent." in response.content.decode()
+
+
 @pytest.mark.parametrize("verb", ["reject", "cancel"])
 def test_reject_and_cancel(approver_client, make_approval, clean_queues, verb):
     approval = make_approval()

@@ -95,7 +95,11 @@ def _self_improving(task: dict) -> dict:
         "pattern": {"failure_kind": kind, "signal": signal[:200]},
         "action": {"type": "flag", "message": f"Flag requests like this one ({OFFLINE_LABEL})"},
         "confidence": 0.5,
-        "rationale": f"Written by the {OFFLINE_LABEL} from the first of {len(failures)} failures.",
+        "rationale": (
+            f"Written by the {OFFLINE_LABEL} from the first of {len(failures)} failures."
+            if failures
+            else f"Written by the {OFFLINE_LABEL} from the failure a person described."
+        ),
     }
 
 

@@ -75,7 +75,7 @@ class AgentRun(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.agent} {self.run_id} ({self.status})"
+        return f"{self.agent} {self.run_id} ({self.get_status_display()})"
 
     @property
     def is_finished(self) -> bool:

@@ -224,9 +224,10 @@ def _open(context: StepContext) -> tuple[AgentRun | None, Agent | None]:
 
 def _close_on_decision(run: AgentRun, decision, what: str) -> None:
     status = CLOSING_STATUSES.get(decision.decision, RunStatus.FAILED)
+    outcome = "expired" if decision.decision == DecisionStatus.EXPIRED else f"was {decision.decision}"
     who = f" by {decision.decided_by}" if decision.decided_by else ""
     reason = f": {decision.reason}" if decision.reason else ""
-    _finish(run, status, f"The {what} was {decision.decision}{who}{reason}")
+    _finish(run, status, f"The {what} {outcome}{who}{reason}")
 
 
 def _finish(run: AgentRun, status: str, outcome: str) -> None:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .errors import RunStateError
-from .models import FlowEvent, FlowRun, RunStatus, StepAttempt, StepState
+from .models import FlowEvent, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
 from .runs import cancel_run, retry_run
 
 CONFIRMATION_TEMPLATE = "admin/quantum_flow/run_action_confirmation.html"
@@ -65,6 +65,9 @@ class StepStateInline(admin.TabularInline):
 def _wait_text(step: StepState) -> str:
     if not step.wait_event:
         return "-"
+    if step.status != StepStatus.WAITING:
+        # The record of a wait that is over: the event arrived, or the step failed or was cancelled.
+        return f"{step.wait_event} {step.wait_key} ({step.get_status_display()})"
     deadline = f", until {step.wait_deadline:%Y-%m-%d %H:%M:%S %Z}" if step.wait_deadline else ""
     return f"{step.wait_event} {step.wait_key}{deadline}"
 
