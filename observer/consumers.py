@@ -1,14 +1,16 @@
-"""The ``observer_hitl_requests`` consumer: store each agent request once, as a pending ``Approval``."""
+"""Observer's consumers: store each agent request once as a pending ``Approval``, and apply withdrawals."""
 import logging
 from datetime import datetime
 
 from django.utils import timezone
 
-from singularity.hitl.contracts import HITL_REQUEST, RequestType
+from singularity.hitl.contracts import HITL_REQUEST, HITL_WITHDRAWAL, RequestType
 from singularity.messaging.contracts import InvalidMessage
-from singularity.messaging.queues import OBSERVER_HITL_REQUESTS
+from singularity.messaging.queues import OBSERVER_HITL_REQUESTS, OBSERVER_HITL_WITHDRAWALS
 from singularity.messaging.registry import consumer
-from singularity.messaging.runtime import DeadLetter, Delivery
+from singularity.messaging.runtime import DeadLetter, Delivery, RetryLater
+
+from . import decisions
 
 from .expiry import expires_at_for
 from .models import Approval, ApprovalHistory, ApprovalStatus
@@ -69,4 +71,29 @@ def ingest_request(delivery: Delivery) -> DeadLetter | None:
         "observer.request_stored",
         extra={**delivery.log_ids, "approval_id": approval.pk, "type": approval.type, "task_type": approval.task_type},
     )
+    return None
+
+
+# The request and its withdrawal travel on two queues, so the withdrawal can arrive first. It is
+# retried with the runtime's backoff for about as long as these attempts take (over 8 minutes with
+# the default backoff settings) before it is dead-lettered.
+WITHDRAWAL_MAX_ATTEMPTS = 10
+
+
+@consumer(
+    OBSERVER_HITL_WITHDRAWALS, name="observer_hitl_withdrawals", contract=HITL_WITHDRAWAL, max_attempts=WITHDRAWAL_MAX_ATTEMPTS
+)
+def apply_withdrawal(delivery: Delivery) -> None:
+    """Cancel the approval of a withdrawn request if it is still pending; a decided one stays as it is."""
+    body = delivery.body
+    approval = Approval.objects.filter(request_id=body["request_id"]).first()
+    if approval is None:
+        # Retried, and dead-lettered after the last attempt if the request never arrives.
+        raise RetryLater(f"request {body['request_id']} is not stored yet")
+    closed = decisions.withdraw(approval.pk, body["reason"])
+    if closed is None:
+        logger.info(
+            "observer.withdrawal_ignored",
+            extra={**delivery.log_ids, "approval_id": approval.pk, "status": approval.status},
+        )
     return None

@@ -131,6 +131,18 @@ def expire(approval_id: int, *, now=None) -> Approval | None:
     )
 
 
+def withdraw(approval_id: int, reason: str, *, now=None) -> Approval | None:
+    """Cancel a pending approval its agent withdrew, and reply ``cancelled``; None if it was no longer pending."""
+    return _close(
+        approval_id,
+        ApprovalStatus.CANCELLED,
+        actor=None,
+        reason=f"Withdrawn by the agent: {reason}",
+        answer="",
+        now=now or timezone.now(),
+    )
+
+
 def expire_due(*, now=None, limit: int = 500) -> int:
     """Expire up to ``limit`` pending approvals past their deadline; return how many were closed.
 

@@ -272,8 +272,11 @@ def test_waiting_run_holds_only_a_waiting_step(root, worker, approver):
 def test_cancelled_flow_run_cancels_agent_run(root, worker):
     from singularity.quantum_flow import cancel_run
 
+    from observer.models import Approval
+    from tests.conftest import wait_for
+
     run = start_run("documentation", {"path": "greet.py"})
-    wait_for_hitl(run)
+    approval = wait_for_hitl(run)
 
     cancel_run(run.run_id, reason="operator stopped it")
 
@@ -281,6 +284,9 @@ def test_cancelled_flow_run_cancels_agent_run(root, worker):
     assert finished.status == "cancelled"
     assert finished.outcome == "The run's flow was cancelled: operator stopped it"
     assert (root / "greet.py").read_text() == SAMPLE
+    # The proposal is withdrawn, so no approver is left with a decision that changes nothing.
+    withdrawn = wait_for(lambda: Approval.objects.filter(pk=approval.pk, status="cancelled").first(), timeout=30)
+    assert withdrawn.decision_reason == "Withdrawn by the agent: The run's flow was cancelled: operator stopped it"
 
 
 def test_bench_agents_refuses_other_worker(worker):

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from singularity.hitl.client import submit_approval, submit_question
+from singularity.hitl.client import submit_approval, submit_question, withdraw_request
 from singularity.hitl.contracts import DECISION_EVENT, DecisionStatus
 from singularity.llm.contracts import LLM_RESULT_EVENT
 from singularity.llm.service import dispatch_request
@@ -206,6 +206,10 @@ class AgentRunFlow(Flow):
             return
         status = RunStatus.CANCELLED if run.status == FlowRunStatus.CANCELLED else RunStatus.FAILED
         _finish(agent_run, status, f"The run's flow was {run.status}: {run.error}")
+        if agent_run.approval_request_ids:
+            # The request it waited for, if undecided, would otherwise stay open for an approver
+            # whose decision could no longer change anything.
+            withdraw_request(agent_run.approval_request_ids[-1], agent_run.outcome)
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from django.db import transaction
 
 from singularity.messaging.contracts import InvalidMessage
 from singularity.messaging.notifications import get_hub
-from singularity.messaging.queues import OBSERVER_DECISIONS, OBSERVER_HITL_REQUESTS
+from singularity.messaging.queues import OBSERVER_DECISIONS, OBSERVER_HITL_REQUESTS, OBSERVER_HITL_WITHDRAWALS
 
 from .channels import DECISION_STORED_CHANNEL
-from .contracts import HITL_REQUEST, QUESTION_TASK_TYPE, DecisionStatus, RequestType
+from .contracts import HITL_REQUEST, HITL_WITHDRAWAL, MAX_SUMMARY_LENGTH, QUESTION_TASK_TYPE, DecisionStatus, RequestType
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +213,29 @@ def await_decision(request_id: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) ->
             if remaining <= 0:
                 raise DecisionTimeout(request_id, timeout)
             watch.wait(min(remaining, SAFETY_RECHECK_SECONDS))
+
+
+def withdraw_request(request_id: str, reason: str) -> int | None:
+    """Ask observer to cancel a request this side no longer needs; return the message id.
+
+    Returns None, sending nothing, when the request already has a decision. Observer cancels the
+    approval only if it is still pending and then replies ``cancelled`` like any decision, so an
+    approver who decides first wins. Inside ``transaction.atomic()`` the message commits with the
+    caller's writes.
+    """
+    from singularity.models import Queue
+
+    if _find_decision(request_id) is not None:
+        return None
+    body = {
+        "request_id": str(request_id),
+        "reason": (reason.strip() or "withdrawn by the agent")[:MAX_SUMMARY_LENGTH],
+        "withdrawn_at": datetime.now(timezone.utc).isoformat(),
+    }
+    HITL_WITHDRAWAL.validate(body)
+    msg_id = Queue.objects.send(OBSERVER_HITL_WITHDRAWALS, body)
+    logger.info("hitl.request_withdrawn", extra={"request_id": body["request_id"], "queue": OBSERVER_HITL_WITHDRAWALS, "msg_id": msg_id})
+    return msg_id
 
 
 def _find_decision(request_id: str) -> Decision | None:

@@ -9,7 +9,13 @@ from datetime import datetime
 from django.db import models
 
 from singularity.messaging.contracts import Contract, Field
-from singularity.messaging.queues import OBSERVER_DECISIONS, OBSERVER_HITL_REQUESTS, QueueNameError, validate_queue_name
+from singularity.messaging.queues import (
+    OBSERVER_DECISIONS,
+    OBSERVER_HITL_REQUESTS,
+    OBSERVER_HITL_WITHDRAWALS,
+    QueueNameError,
+    validate_queue_name,
+)
 
 # Column sizes on both sides; the contract checks them so a long value is dead-lettered, not a database error.
 MAX_AGENT_ID_LENGTH = 200
@@ -99,5 +105,16 @@ HITL_DECISION = Contract(
         Field("reason", (str,), required=False, nullable=True),
         Field("answer", (str,), required=False, nullable=True),
         Field("decided_at", (str,), check=check_timestamp),
+    ),
+)
+
+# An agent's withdrawal of a request it no longer needs. Observer cancels the approval if it is
+# still pending, then replies ``cancelled`` as for any decision.
+HITL_WITHDRAWAL = Contract(
+    queue=OBSERVER_HITL_WITHDRAWALS,
+    fields=(
+        Field("request_id", (str,), check=check_uuid),
+        Field("reason", (str,), check=check_length(MAX_SUMMARY_LENGTH)),
+        Field("withdrawn_at", (str,), check=check_timestamp),
     ),
 )

@@ -15,6 +15,8 @@ GENESIS_RULE_UPDATES_RESULTS = "genesis_rule_updates_results"
 # on the second, routed by request_id. A queue per request would break the name limit and flood pgmq.meta.
 OBSERVER_HITL_REQUESTS = "observer_hitl_requests"
 OBSERVER_DECISIONS = "observer_decisions"
+# An agent withdraws a request it no longer needs (its run was cancelled or failed) on this queue.
+OBSERVER_HITL_WITHDRAWALS = "observer_hitl_withdrawals"
 # Step tasks of nexus's nexus_llm flow (quantum_flow names a flow's queue flow_<slug>).
 FLOW_NEXUS_LLM = "flow_nexus_llm"
 # Events for quantum_flow's waiting steps, sent by ``send_event``.
@@ -25,7 +27,7 @@ FLOW_AGENT_RUN = "flow_agent_run"
 # Every queue the project owns; migrations create them and ``queues status`` reports on them.
 PROJECT_QUEUES = (
     AI_REQUESTS, AI_RESULTS, DEAD_LETTERS, GENESIS_RULE_UPDATES, GENESIS_RULE_UPDATES_RESULTS,
-    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, FLOW_NEXUS_LLM, FLOW_EVENTS, FLOW_AGENT_RUN,
+    OBSERVER_HITL_REQUESTS, OBSERVER_DECISIONS, OBSERVER_HITL_WITHDRAWALS, FLOW_NEXUS_LLM, FLOW_EVENTS, FLOW_AGENT_RUN,
 )
 
 
