@@ -190,7 +190,7 @@ AGENTS_WORKSPACE_ROOT = SINGULARITY_DATA_DIR / env.str("AGENTS_WORKSPACE_ROOT", 
 AGENTS_MAX_FILE_BYTES = env.int("AGENTS_MAX_FILE_BYTES", default=200_000)
 # Seconds an agent's proposal or question may wait for a decision; 0: observer's default lifetime.
 AGENTS_APPROVAL_EXPIRES_SECONDS = env.float("AGENTS_APPROVAL_EXPIRES_SECONDS", default=0.0)
-# Seconds an agent run waits for its LLM result, provider retries included, before it fails.
+# Seconds an agent run waits for its LLM result, provider retries included, before it fails; 0 waits without limit.
 AGENTS_LLM_TIMEOUT_SECONDS = env.float("AGENTS_LLM_TIMEOUT_SECONDS", default=1800.0)
 # Highest error rate (0 to 1) at which cost_optimizer still proposes a cheaper model, and the
 # fewest results per task type and model it needs before it trusts a rate.

@@ -116,7 +116,8 @@ def think(context: StepContext) -> Wait | None:
     run.step = RunStep.THINK
     run.status = RunStatus.WAITING_LLM
     run.save()
-    return Wait(LLM_RESULT_EVENT, str(request_id), timeout=settings.AGENTS_LLM_TIMEOUT_SECONDS)
+    llm_timeout = settings.AGENTS_LLM_TIMEOUT_SECONDS
+    return Wait(LLM_RESULT_EVENT, str(request_id), timeout=llm_timeout if llm_timeout > 0 else None)
 
 
 def propose(context: StepContext) -> Wait | None:
