@@ -167,3 +167,29 @@ def waits_badly(context: StepContext) -> Wait:
 class BadWaitFlow(Flow):
     slug = "test_bad_wait"
     steps = (Step("ask", waits_badly, max_attempts=5),)
+
+
+# A temporary table that the in-process tests create. hands_over writes a row per completed attempt.
+HAND_OVER_TABLE = "test_hand_over_writes"
+
+
+def hands_over(context: StepContext) -> dict:
+    """Hand a row and an effect to the step's completion. Step ``first`` then fails until ``input["succeed_on"]``."""
+    from singularity.quantum_flow.eager import execute_with_completion, send_with_completion
+
+    execute_with_completion(
+        f"INSERT INTO {HAND_OVER_TABLE} (run_id, step, attempt) VALUES (%s, %s, %s)",
+        [context.run_id, context.step, context.attempt],
+    )
+    send_with_completion(EFFECTS_QUEUE, {"run_id": context.run_id, "step": context.step, "attempt": context.attempt})
+    if context.step == "first" and context.attempt < context.input["succeed_on"]:
+        raise ConnectionError(f"failure after the hand-over on attempt {context.attempt}")
+    return {"attempt": context.attempt}
+
+
+class HandOverFlow(Flow):
+    slug = "test_hand_over"
+    steps = (
+        Step("first", hands_over, max_attempts=2, base_delay=0),
+        Step("second", hands_over, depends_on=["first"]),
+    )

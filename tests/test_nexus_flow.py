@@ -1,13 +1,18 @@
 """The nexus_llm flow's definition, route fallbacks, and the flow run behind one request."""
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from nexus.flows import LlmRequestFlow
 from nexus.models import Route, UsageRecord
 from nexus.routing import Target, parse_fallbacks, resolve_route
-from singularity.messaging.queues import FLOW_NEXUS_LLM, PROJECT_QUEUES
+from singularity.messaging.notifications import get_hub
+from singularity.messaging.queues import AI_REQUESTS, AI_RESULTS, FLOW_NEXUS_LLM, PROJECT_QUEUES
+from singularity.messaging.registry import registered_consumers
+from singularity.messaging.runtime import ConsumerWorker
 from singularity.quantum_flow import start_flow
 from singularity.quantum_flow.models import FlowRun, RunStatus, StepState
 
@@ -75,17 +80,31 @@ def test_settings_route_carries_fallbacks(settings):
 def test_eager_run_publishes_and_records(clean_queues):
     request_id = str(uuid.uuid4())
     body = {"request_id": request_id, "agent_id": "flow-test", "task_type": "code", "complexity": "simple", "input": "hi"}
+    statements = []
 
-    run = start_flow(LlmRequestFlow, body, run_id=request_id, eager=True)
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        run = start_flow(LlmRequestFlow, body, run_id=request_id, eager=True)
 
     assert run.status == RunStatus.COMPLETED
     assert run.step_outputs["validate"] == {"valid": True}
+    assert run.step_outputs["publish_result"] == {"queue": "ai_results", "status": "ok"}
+    # The result, the usage record and the step rows cost one round trip together.
+    [final] = [sql for sql in statements if "pgmq.send" in sql]
+    assert "nexus_usagerecord" in final
+    assert "quantum_flow_stepstate" in final
     [result] = clean_queues.read("ai_results", vt=0, qty=10)
     assert result.body["request_id"] == request_id
     assert result.body["status"] == "ok"
     assert result.body["fallback_from"] == []
     record = UsageRecord.objects.get(request_id=request_id)
     assert (record.task_type, record.model, record.status) == ("code", "local-small", "ok")
+    assert record.total_tokens == record.input_tokens + record.output_tokens
+    assert record.cost_usd == Decimal(0)
+    assert record.fallback_used is False
     assert StepState.objects.filter(run_id=request_id, status="completed").count() == 4
 
 
@@ -119,3 +138,30 @@ def test_usage_admin_shows_totals(client, django_user_model, clean_queues):
     assert response.status_code == 200
     assert "Totals per model and task type" in page
     assert "<td>local-medium</td><td>analysis</td><td>1</td>" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_consumer_writes_in_two_statements(clean_queues):
+    request_id = str(uuid.uuid4())
+    body = {"request_id": request_id, "agent_id": "flow-test", "task_type": "code", "complexity": "simple", "input": "hi"}
+    clean_queues.send(AI_REQUESTS, body)
+    worker = ConsumerWorker(registered_consumers()["ai_requests"], get_hub())
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql.strip())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert worker.run_once() == 1
+
+    # Reads (the queue, the routing tables) and their savepoints aside, a request costs the run's
+    # insert and one final statement, which also sends the result and archives the request.
+    writes = [sql for sql in statements if not sql.startswith(("SELECT", "SAVEPOINT")) or "pgmq.archive" in sql]
+    assert len(writes) == 2, writes
+    assert writes[0].startswith("INSERT INTO quantum_flow_flowrun")
+    assert "pgmq.archive" in writes[1]
+    assert "pgmq.send" in writes[1]
+    assert clean_queues.metrics(AI_REQUESTS).queue_length == 0
+    [result] = clean_queues.read(AI_RESULTS, vt=0, qty=10)
+    assert result.body["request_id"] == request_id

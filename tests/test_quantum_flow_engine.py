@@ -8,20 +8,24 @@ import time
 import uuid
 
 import pytest
+from django.db import ProgrammingError, connection, transaction
 
 from singularity.messaging.notifications import get_hub
 from singularity.messaging.registry import registered_consumers
 from singularity.messaging.runtime import ConsumerWorker
 from singularity.quantum_flow import RunConflict, RunStateError, cancel_run, retry_run, start_flow
+from singularity.quantum_flow.eager import execute_with_completion
 from singularity.quantum_flow.models import AttemptStatus, FlowRun, RunStatus, StepAttempt, StepState, StepStatus
 from tests.conftest import wait_for
 from tests.quantum_flow_flows import (
     EFFECTS_QUEUE,
     GATES,
+    HAND_OVER_TABLE,
     REPAIRED_RUNS,
     DiamondFlow,
     FailingFlow,
     GatedFlow,
+    HandOverFlow,
     RefusingFlow,
     RepairableFlow,
     RetryFlow,
@@ -437,3 +441,129 @@ def test_eager_run_rolls_back_with_caller(flow_queues):
 
     assert not FlowRun.objects.filter(pk=run_id).exists()
     assert effects(flow_queues, run_id) == []
+
+
+# --- writes and sends handed to the step's completion ---------------------------------------
+
+
+@pytest.fixture
+def hand_over_table():
+    """Create the table that HandOverFlow writes to, for this test's connection only."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {HAND_OVER_TABLE} (run_id uuid, step text, attempt integer)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {HAND_OVER_TABLE}")
+
+
+def hand_over_rows(run_id) -> list[tuple[str, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT step, attempt FROM {HAND_OVER_TABLE} WHERE run_id = %s ORDER BY step, attempt", [run_id])
+        return cursor.fetchall()
+
+
+def test_eager_hand_over_in_final_statement(flow_queues, hand_over_table):
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        run = start_flow(HandOverFlow, {"succeed_on": 1}, eager=True)
+
+    assert run.status == RunStatus.COMPLETED
+    assert len(statements) == 2, f"only the run's insert and its final statement, no savepoint: {statements}"
+    assert [(effect["step"], effect["attempt"]) for effect in effects(flow_queues, run.pk)] == [("first", 1), ("second", 1)]
+    assert hand_over_rows(run.pk) == [("first", 1), ("second", 1)]
+    assert steps_of(run.pk)["second"].output == {"attempt": 1}
+
+
+def test_eager_failed_attempt_drops_hand_over(flow_queues, hand_over_table):
+    run = start_flow(HandOverFlow, {"succeed_on": 2}, eager=True)
+
+    assert run.status == RunStatus.RUNNING
+    assert effects(flow_queues, run.pk) == [], "the failed attempt's send must be dropped"
+    assert hand_over_rows(run.pk) == []
+
+    finished = run_to_end(HandOverFlow, run.pk)
+
+    assert finished.status == RunStatus.COMPLETED
+    assert [(effect["step"], effect["attempt"]) for effect in effects(flow_queues, run.pk)] == [("first", 2), ("second", 1)]
+    assert hand_over_rows(run.pk) == [("first", 2), ("second", 1)]
+
+
+def test_eager_failed_hand_over_rolls_back_run(flow_queues):
+    run_id = uuid.uuid4()
+
+    # Without the hand_over_table fixture the handed-over INSERT fails in the final statement.
+    with pytest.raises(ProgrammingError, match=HAND_OVER_TABLE):
+        with transaction.atomic():
+            start_flow(HandOverFlow, {"succeed_on": 1}, run_id=run_id, eager=True)
+
+    assert not FlowRun.objects.filter(pk=run_id).exists()
+    assert effects(flow_queues, run_id) == []
+
+
+def test_hand_over_rejects_select():
+    with pytest.raises(ValueError, match="needs one INSERT, UPDATE or DELETE"):
+        execute_with_completion("SELECT 1")
+
+
+# --- the message that requested a run, archived with its start --------------------------------
+
+REQUESTS_QUEUE = "test_flow_requests"
+
+
+@pytest.fixture
+def request_message(flow_queues) -> tuple[str, int]:
+    """A message on a scratch queue, read as a consumer reads one before it starts a run."""
+    flow_queues.create(REQUESTS_QUEUE, notify=False)
+    flow_queues.purge(REQUESTS_QUEUE)
+    flow_queues.send(REQUESTS_QUEUE, {"n": 1})
+    [message] = flow_queues.read(REQUESTS_QUEUE, vt=30, qty=1)
+    return REQUESTS_QUEUE, message.msg_id
+
+
+def is_archived(message: tuple[str, int]) -> bool:
+    queue, msg_id = message
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM pgmq.a_{queue} WHERE msg_id = %s", [msg_id])
+        return cursor.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_start_archives_message(flow_queues, request_message, eager):
+    start_flow(DiamondFlow, {"n": 1}, eager=eager, archive_message=request_message)
+
+    assert flow_queues.metrics(REQUESTS_QUEUE).queue_length == 0
+    assert is_archived(request_message)
+
+
+def test_existing_run_archives_message(flow_queues, request_message):
+    run = start_flow(DiamondFlow, {"n": 1})
+
+    again = start_flow(DiamondFlow, {"n": 1}, run_id=run.pk, eager=True, archive_message=request_message)
+
+    assert again.pk == run.pk
+    assert is_archived(request_message)
+
+
+def test_run_conflict_keeps_message(flow_queues, request_message):
+    run = start_flow(DiamondFlow, {})
+
+    with pytest.raises(RunConflict):
+        start_flow(RetryFlow, {}, run_id=run.pk, eager=True, archive_message=request_message)
+
+    assert flow_queues.metrics(REQUESTS_QUEUE).queue_length == 1
+    assert not is_archived(request_message)
+
+
+def test_eager_archive_rolls_back_with_caller(flow_queues, request_message):
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            start_flow(DiamondFlow, {}, eager=True, archive_message=request_message)
+            raise RuntimeError("the caller's transaction fails after the run")
+
+    assert flow_queues.metrics(REQUESTS_QUEUE).queue_length == 1
+    assert not is_archived(request_message)

@@ -17,7 +17,14 @@ from .models import FlowRun, RunStatus, StepState, StepStatus
 logger = logging.getLogger(__name__)
 
 
-def start_flow(flow: type[Flow], input: Any = None, run_id: uuid.UUID | str | None = None, *, eager: bool = False) -> FlowRun:
+def start_flow(
+    flow: type[Flow],
+    input: Any = None,
+    run_id: uuid.UUID | str | None = None,
+    *,
+    eager: bool = False,
+    archive_message: tuple[str, int] | None = None,
+) -> FlowRun:
     """Create a run of ``flow`` with ``input`` and send its root steps' tasks in the same transaction.
 
     With a ``run_id``, the start is idempotent: a second call with the same id returns the existing
@@ -29,6 +36,11 @@ def start_flow(flow: type[Flow], input: Any = None, run_id: uuid.UUID | str | No
     a retry gets a task. This saves a queue round trip per step for a caller that already runs in a
     worker, such as a consumer handling a request. The returned run then carries ``step_outputs``,
     the outputs of its completed steps by step name, so the caller needs no query to read them.
+
+    ``archive_message``, a pgmq message as ``(queue, msg_id)``, is archived in the same transaction:
+    a consumer that starts a run per message acknowledges the message with the start. An eager run
+    archives it with its final statement, which saves the consumer a round trip. It is archived as
+    well when the run exists already, but not when ``RunConflict`` is raised.
     """
     run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
     encoded_input = _encode_input(flow, input)
@@ -49,11 +61,12 @@ def start_flow(flow: type[Flow], input: Any = None, run_id: uuid.UUID | str | No
             existing = FlowRun.objects.get(pk=run_id)
         else:
             existing = None
-            logger.debug("flow.run_started", extra={"flow": flow.slug, "run_id": str(run_id), "eager": eager})
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("flow.run_started", extra={"flow": flow.slug, "run_id": str(run_id), "eager": eager})
             outputs = None
             if eager:
                 # Handlers receive the input as JSON decodes it, as they would from a worker.
-                status, outputs = execute_eagerly(flow, run_id, json.loads(encoded_input))
+                status, outputs = execute_eagerly(flow, run_id, json.loads(encoded_input), archive_message)
             else:
                 status = RunStatus.RUNNING
                 StepState.objects.bulk_create(
@@ -67,6 +80,8 @@ def start_flow(flow: type[Flow], input: Any = None, run_id: uuid.UUID | str | No
                     for step in flow.steps
                 )
                 send_step_tasks(flow, run_id, list(flow.root_steps))
+                if archive_message is not None:
+                    _archive(archive_message)
 
     if existing is not None:
         # Raised outside the atomic block, so a caller that catches it keeps a usable transaction.
@@ -76,6 +91,8 @@ def start_flow(flow: type[Flow], input: Any = None, run_id: uuid.UUID | str | No
                 "use a distinct run_id per flow."
             )
         logger.info("flow.run_exists", extra={"flow": flow.slug, "run_id": str(run_id), "status": existing.status})
+        if archive_message is not None:
+            _archive(archive_message)
         return existing
     run = FlowRun(pk=run_id, flow=flow.slug, status=status, input=input, created_at=row[0])
     run.step_outputs = outputs
@@ -140,6 +157,13 @@ def retry_run(run_id: uuid.UUID | str) -> FlowRun:
         send_step_tasks(flow, run.pk, sorted(ready))
     logger.info("flow.run_retried", extra={"flow": run.flow, "run_id": str(run.pk), "steps": ",".join(sorted(ready))})
     return run
+
+
+def _archive(message: tuple[str, int]) -> None:
+    from singularity.models import Queue
+
+    queue, msg_id = message
+    Queue.objects.archive(queue, msg_id)
 
 
 def _encode_input(flow: type[Flow], value: Any) -> str:
