@@ -63,3 +63,11 @@ def percentile_line(label: str, samples: list[float], *, width: int = 32) -> str
         f"{label:<{width}} n={len(ordered):<5} p50={quantiles[49]:7.2f} ms  p95={quantiles[94]:7.2f} ms  "
         f"p99={quantiles[98]:7.2f} ms  max={ordered[-1]:7.2f} ms"
     )
+
+
+def server_version() -> str:
+    """Return the PostgreSQL server's version as people write it, for example 18.6."""
+    from django.db import connection
+
+    number = connection.cursor().connection.info.server_version  # for example 180006
+    return f"{number // 10000}.{number % 10000}"

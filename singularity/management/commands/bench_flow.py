@@ -6,9 +6,9 @@ import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import transaction
 
-from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
+from singularity.management.benchmarking import server_version, percentile_line, start_worker, stop_worker
 
 BENCHMARK_MODULE = "singularity.quantum_flow.benchmark"
 RUN_TIMEOUT = 30  # seconds for one run before the benchmark gives up
@@ -53,7 +53,7 @@ class Command(BaseCommand):
 
         database = settings.DATABASES["default"]
         self.stdout.write(
-            f"PostgreSQL {connection.cursor().connection.info.server_version}, database {database['NAME']} on "
+            f"PostgreSQL {server_version()}, database {database['NAME']} on "
             f"{database['HOST'] or 'localhost'}, {os.cpu_count()} CPUs, flow {NoOpFlow.slug} "
             f"({len(NoOpFlow.steps)} steps in a row)"
         )

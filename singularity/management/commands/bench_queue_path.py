@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
+from singularity.management.benchmarking import server_version, percentile_line, start_worker, stop_worker
 from singularity.llm.service import await_responses_result, dispatch_request
 
 BENCH_QUEUE = "bench_raw_round_trip"
@@ -63,7 +63,7 @@ class Command(BaseCommand):
 
         database = settings.DATABASES["default"]
         self.stdout.write(
-            f"PostgreSQL {connection.cursor().connection.info.server_version}, database {database['NAME']} on "
+            f"PostgreSQL {server_version()}, database {database['NAME']} on "
             f"{database['HOST'] or 'localhost'}, {os.cpu_count()} CPUs, provider local, one worker process "
             f"with {settings.WORKER_THREADS_PER_CONSUMER} thread(s) per consumer"
         )

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
-from singularity.management.benchmarking import percentile_line, start_worker, stop_worker
+from singularity.management.benchmarking import percentile_line, server_version, start_worker, stop_worker
 from singularity.management.commands.run_workers import worker_connected
 
 SAMPLE = 'def greet(name):\n    return "Hello, " + name\n'
@@ -57,9 +56,8 @@ class Command(BaseCommand):
             stop_worker(worker)
             shutil.rmtree(workspace, ignore_errors=True)
 
-        version = connection.cursor().connection.info.server_version  # for example 180006 for 18.6
         self.stdout.write(
-            f"PostgreSQL {version // 10000}.{version % 10000}, {os.cpu_count()} CPUs, "
+            f"PostgreSQL {server_version()}, {os.cpu_count()} CPUs, "
             f"agent documentation, offline local provider, one worker process"
         )
         self.stdout.write(percentile_line("approve -> change applied", samples, width=28))
