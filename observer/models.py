@@ -7,7 +7,6 @@ passed. Each of these closes it for good: only a pending approval changes, each 
 ``ApprovalHistory`` row, and the reply to the agent is sent in the same transaction.
 """
 import json
-import uuid
 
 from django.conf import settings
 from django.db import models
