@@ -148,7 +148,7 @@ def asks_and_waits(context: StepContext) -> Wait:
 
 
 class WaitingFlow(Flow):
-    """``ask`` waits for an event; ``after`` sees its payload. A stopped run leaves an effect."""
+    """``ask`` waits for an event and ``after`` receives its payload. A stopped run leaves an effect."""
 
     slug = "test_waiting"
     steps = (Step("ask", asks_and_waits), Step("after", join, depends_on=["ask"]))

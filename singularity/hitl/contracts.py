@@ -22,8 +22,8 @@ MAX_AGENT_ID_LENGTH = 200
 MAX_TASK_TYPE_LENGTH = 100
 MAX_SUMMARY_LENGTH = 1000
 QUESTION_TASK_TYPE = "question"
-# The quantum_flow event delivered, keyed by request_id, when a decision is stored; a trigger
-# (migration singularity_hitl 0002) sends it with the decision's fields as payload.
+# The quantum_flow event delivered, keyed by request_id, when a decision is stored. A trigger
+# (migration singularity_hitl 0002) delivers it with the decision's fields as payload.
 DECISION_EVENT = "hitl.decision"
 
 

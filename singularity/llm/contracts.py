@@ -38,8 +38,8 @@ class ErrorType(models.TextChoices):
 
 
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
-# The quantum_flow event delivered, keyed by request_id, when a result is stored; a trigger
-# (migration singularity 0005) sends it with the request_id and status as payload.
+# The quantum_flow event delivered, keyed by request_id, when a result is stored. A trigger
+# (migration singularity 0005) delivers it with the request_id and status as payload.
 LLM_RESULT_EVENT = "llm.result"
 
 

@@ -2,11 +2,11 @@
 
 A waiting step keeps no worker thread busy and no connection open: only its row records what it
 waits for.
-Delivering the event (``deliver_event`` in the sender's transaction, ``send_event`` through the
-``flow_events`` queue, or a database trigger that calls the SQL function
-``quantum_flow_deliver_event``) completes every step waiting for that ``(event, key)`` with the
-event's payload as its output and sends the tasks of the steps that were waiting for it. That
-happens in the transaction that delivers, so the event and the run's progress commit together.
+Three paths deliver an event: ``deliver_event`` in the sender's transaction, ``send_event``
+through the ``flow_events`` queue, and a database trigger that calls the SQL function
+``quantum_flow_deliver_event``. A delivery completes every step waiting for that ``(event, key)``,
+with the event's payload as its output, and sends the tasks of the steps that depended on it. It
+does so in the delivering transaction, so the event and the run's progress commit together.
 
 An event delivered while no step waits for it is kept in ``FlowEvent`` when it came through
 ``deliver_event`` or ``send_event``, and a step that starts waiting for it later completes at once.

@@ -483,9 +483,9 @@ def _start_waiting(flow: type[Flow], claim: _Claim, task: Task, wait: Wait, elap
     from singularity.models import Queue
 
     lock_event(wait.event, wait.key)
-    kept = FlowEvent.objects.filter(event=wait.event, key=wait.key).values_list("payload").first()
-    if kept is not None:
-        return _complete(flow, claim, task, _encode_output(kept[0]), elapsed)
+    kept_event = FlowEvent.objects.filter(event=wait.event, key=wait.key).values_list("payload").first()
+    if kept_event is not None:
+        return _complete(flow, claim, task, _encode_output(kept_event[0]), elapsed)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_RUN_TABLE} SET updated_at = clock_timestamp() WHERE id = %s AND status = %s RETURNING id",
