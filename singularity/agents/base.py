@@ -1,7 +1,7 @@
 """The ``Agent`` base class, the registry of agents, and the values its steps exchange with the runner.
 
-An agent defines four hooks and never calls the LLM, Observer or its own ``act`` itself; the runner
-(``singularity.agents.runner``) does, one step per ``agent_runs`` message:
+An agent defines four hooks and never calls the LLM, Observer or its own ``act`` itself. The steps
+of the ``agent_run`` flow in ``singularity.agents.runner`` call them:
 
 - ``question(run)``: optionally a ``Question`` to ask a person before thinking;
 - ``prompt(run)``: the messages of the think step's LLM request, or None when there is nothing to do;
