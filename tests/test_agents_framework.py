@@ -128,11 +128,20 @@ def test_replace_if_unchanged_writes_atomically(root):
     target.write_text("old\n")
     base = workspace.sha256(target.read_bytes())
 
-    new_hash = workspace.replace_if_unchanged("a.py", base, "new\n")
+    replacement = workspace.replace_if_unchanged("a.py", base, "new\n")
 
     assert target.read_text() == "new\n"
-    assert new_hash == workspace.sha256(b"new\n")
+    assert replacement == workspace.Replacement(workspace.sha256(b"new\n"), written=True)
     assert [path.name for path in root.iterdir()] == ["a.py"]
+
+
+def test_replace_with_same_content_writes_nothing(root):
+    target = root / "a.py"
+    target.write_text("new\n")
+
+    replacement = workspace.replace_if_unchanged("a.py", workspace.sha256(b"old\n"), "new\n")
+
+    assert replacement == workspace.Replacement(workspace.sha256(b"new\n"), written=False)
 
 
 def test_replace_if_unchanged_reports_conflict(root):

@@ -84,8 +84,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def replace_if_unchanged(path: str, base_sha256: str, new_text: str) -> str:
-    """Write ``new_text`` to ``path`` if the file still hashes to ``base_sha256``; return the new hash.
+@dataclass(frozen=True)
+class Replacement:
+    """The outcome of ``replace_if_unchanged``: the file's new hash, and whether this call wrote it."""
+
+    sha256: str
+    written: bool
+
+
+def replace_if_unchanged(path: str, base_sha256: str, new_text: str) -> Replacement:
+    """Write ``new_text`` to ``path`` if the file still hashes to ``base_sha256``.
 
     The new content goes to a temporary file in the same folder and replaces the old one with
     ``os.replace``, so readers see the old file or the new one, never a mix. A file that already
@@ -99,7 +107,7 @@ def replace_if_unchanged(path: str, base_sha256: str, new_text: str) -> str:
     new_data = new_text.encode("utf-8")
     new_hash = sha256(new_data)
     if current.sha256 == new_hash:
-        return new_hash
+        return Replacement(new_hash, written=False)
     if current.sha256 != base_sha256:
         raise ActConflict(
             f"{current.relative} changed since the diff was made (sha256 {base_sha256[:12]} expected, "
@@ -120,4 +128,4 @@ def replace_if_unchanged(path: str, base_sha256: str, new_text: str) -> str:
             raise
     except OSError as exc:
         raise ActFailed(f"Writing {current.relative} failed: {exc}.") from exc
-    return new_hash
+    return Replacement(new_hash, written=True)

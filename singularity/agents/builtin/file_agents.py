@@ -63,8 +63,14 @@ class FileAgent(Agent):
 
     def act(self, run, approved) -> ActResult:
         path = run.proposal["path"]
-        new_hash = workspace.replace_if_unchanged(path, run.proposal["base_sha256"], run.state["new_content"])
-        changes = {"path": path, "before_sha256": run.proposal["base_sha256"], "after_sha256": new_hash}
+        replacement = workspace.replace_if_unchanged(path, run.proposal["base_sha256"], run.state["new_content"])
+        if not replacement.written:
+            # Another run, or an earlier attempt of this act step, already wrote the same content.
+            return ActResult(
+                f"{path} already had the approved content, so nothing was written.",
+                {"path": path, "before_sha256": replacement.sha256, "after_sha256": replacement.sha256},
+            )
+        changes = {"path": path, "before_sha256": run.proposal["base_sha256"], "after_sha256": replacement.sha256}
         return ActResult(f"Applied the approved diff to {path}.", changes)
 
 
