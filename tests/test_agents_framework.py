@@ -78,7 +78,7 @@ def test_path_not_a_string_named(root):
 
 @pytest.mark.parametrize(
     "arguments, message",
-    [(["--runs", "1"], "--runs 1 is invalid"), (["--runs", "5", "--warmup", "-1"], "--warmup -1 is invalid")],
+    [(["--runs", "0"], "--runs 0 is invalid"), (["--runs", "5", "--warmup", "-1"], "--warmup -1 is invalid")],
 )
 def test_bench_agents_rejects_bad_numbers(arguments, message):
     with pytest.raises(CommandError, match=message):

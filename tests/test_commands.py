@@ -78,3 +78,23 @@ def test_queues_dead_letters_shows_body(clean_queues):
     output = run("queues", "dead-letters", "--body")
 
     assert 'body: {"oops": 1}' in output
+
+
+def test_percentile_line_one_sample():
+    from singularity.management.benchmarking import percentile_line
+
+    line = percentile_line("one", [4.0])
+
+    assert "n=1" in line
+    assert "p50=   4.00 ms" in line
+    assert "max=   4.00 ms" in line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_benchmark_worker_exit_reported_at_once(monkeypatch):
+    from singularity.management.benchmarking import start_worker
+
+    monkeypatch.setenv("PGFLOW_NEXUS_LLM_ENABLED", "maybe")
+
+    with pytest.raises(CommandError, match=r"(?s)exited with status 1 before it started:.*PGFLOW_NEXUS_LLM_ENABLED='maybe' is invalid"):
+        start_worker("--only", "flow_nexus_llm")

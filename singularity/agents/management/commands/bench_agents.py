@@ -9,8 +9,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from singularity.management.benchmarking import percentile_line, server_version, start_worker, stop_worker
-from singularity.management.commands.run_workers import worker_connected
+from singularity.management.benchmarking import (
+    ensure_no_other_worker,
+    percentile_line,
+    server_version,
+    start_worker,
+    stop_worker,
+)
 
 SAMPLE = 'def greet(name):\n    return "Hello, " + name\n'
 BENCH_APPROVER = "bench-approver"
@@ -30,17 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--warmup", type=int, default=3, help="Untimed runs first (default 3).")
 
     def handle(self, *args, runs, warmup, **options):
-        if runs < 2:
-            raise CommandError(f"--runs {runs} is invalid: give a number >= 2 (percentiles need two samples).")
+        if runs < 1:
+            raise CommandError(f"--runs {runs} is invalid: give a number >= 1.")
         if warmup < 0:
             raise CommandError(f"--warmup {warmup} is invalid: give a number >= 0.")
-        if worker_connected():
-            # Another worker would take some of the runs, read their files from its own workspace
-            # root, and measure itself instead.
-            raise CommandError(
-                "A run_workers process is already connected to this database. Stop it first (Ctrl-C in "
-                "runstack, or scripts/setup-all-services.sh --stop): bench_agents starts its own worker."
-            )
+        # Checked before the workspace exists; start_worker checks again.
+        ensure_no_other_worker()
         logging.getLogger("singularity").setLevel(logging.WARNING)
         logging.getLogger("observer").setLevel(logging.WARNING)
 
