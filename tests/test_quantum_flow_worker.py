@@ -96,11 +96,37 @@ def test_invalid_pipeline_switch_named(test_db_url, monkeypatch):
     assert "Traceback" not in completed.stderr
 
 
-def test_missing_flow_module_named(test_db_url, monkeypatch):
-    monkeypatch.setenv("QUANTUM_FLOW_MODULES", "tests.no_such_flows")
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("tests.no_such_flows", "error: QUANTUM_FLOW_MODULES names 'tests.no_such_flows', which cannot be imported"),
+        (".relative", "error: QUANTUM_FLOW_MODULES contains '.relative': give absolute dotted module paths"),
+    ],
+)
+def test_bad_flow_module_named(test_db_url, monkeypatch, setting, message):
+    monkeypatch.setenv("QUANTUM_FLOW_MODULES", setting)
 
     completed = run_manage(test_db_url, "run_workers", "--list")
 
     assert completed.returncode == 1
-    assert "error: QUANTUM_FLOW_MODULES names 'tests.no_such_flows', which cannot be imported" in completed.stderr
+    assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_flow_module_entries_stripped(test_db_url, monkeypatch):
+    monkeypatch.setenv("QUANTUM_FLOW_MODULES", f"{FLOW_MODULE}, {FLOW_MODULE}")
+
+    completed = run_manage(test_db_url, "run_workers", "--list")
+
+    assert completed.returncode == 0, completed.stderr
+    assert "flow_test_diamond" in completed.stdout
+
+
+def test_failing_import_inside_module_keeps_traceback(test_db_url, monkeypatch):
+    monkeypatch.setenv("QUANTUM_FLOW_MODULES", "tests.broken_flow_imports")
+
+    completed = run_manage(test_db_url, "run_workers", "--list")
+
+    assert completed.returncode != 0
+    assert "No module named 'no_such_dependency_for_tests'" in completed.stderr
+    assert "QUANTUM_FLOW_MODULES names" not in completed.stderr

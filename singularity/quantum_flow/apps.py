@@ -26,13 +26,19 @@ class QuantumFlowConfig(AppConfig):
         post_migrate.connect(create_flow_queues, sender=self, dispatch_uid="quantum_flow.create_queues")
 
 
-def _import_flow_module(module: str) -> None:
+def _import_flow_module(entry: str) -> None:
+    module = entry.strip()
+    if not module or module.startswith("."):
+        raise ImproperlyConfigured(
+            f"QUANTUM_FLOW_MODULES contains {entry!r}: give absolute dotted module paths separated by "
+            "commas, such as myapp.flows."
+        )
     try:
         import_module(module)
     except ModuleNotFoundError as exc:
-        # Only a missing module named by the setting is a configuration error; an import that fails
-        # inside the module keeps its traceback.
-        if exc.name is None or not module.startswith(exc.name):
+        # Only a missing module named by the setting (or a missing package on its path) is a
+        # configuration error. An import that fails inside the module keeps its traceback.
+        if exc.name is None or not (module == exc.name or module.startswith(f"{exc.name}.")):
             raise
         raise ImproperlyConfigured(
             f"QUANTUM_FLOW_MODULES names {module!r}, which cannot be imported ({exc}); fix the module path "
