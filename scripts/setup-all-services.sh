@@ -48,7 +48,9 @@ nohup .venv/bin/python manage.py runstack --host "$host" --port "$port" >"$log_f
 echo $! >"$pid_file"
 
 for _ in $(seq 1 600); do
-    if grep -qs "Singularity is running" "$log_file"; then
+    # runstack announces itself as soon as it has started its children; the workers' own line comes
+    # once they have checked their settings and connected, which is when the stack is usable.
+    if grep -qs "Singularity is running" "$log_file" && grep -qs "Workers running" "$log_file"; then
         echo "Web, workers and scheduler are running (pid $(cat "$pid_file")); log: $log_file"
         echo "  approvals: http://$host:$port/observer/"
         echo "  admin:     http://$host:$port/admin/"
