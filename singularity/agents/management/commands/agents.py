@@ -61,8 +61,9 @@ class Command(BaseCommand):
         finished = wait_until_finished(run.run_id, timeout)
         if finished is None:
             raise CommandError(
-                f"Run {run.run_id} did not finish within {timeout:g} s; it goes on in the workers. Check that "
-                "manage.py run_workers is running, and the pending approvals on /observer/."
+                f"Run {run.run_id} did not finish within {timeout:g} s; it goes on in the workers. Check that a "
+                "manage.py run_workers process runs the flow_agent_run consumer (run_workers --list; "
+                "PGFLOW_AGENT_RUN_ENABLED), and the pending approvals on /observer/."
             )
         return finished
 
