@@ -48,8 +48,8 @@ nohup .venv/bin/python manage.py runstack --host "$host" --port "$port" >"$log_f
 echo $! >"$pid_file"
 
 for _ in $(seq 1 600); do
-    # runstack announces itself as soon as it has started its children; the workers' own line comes
-    # once they have checked their settings and connected, which is when the stack is usable.
+    # runstack announces itself as soon as it has started its children. The workers print their own
+    # line once they have checked their settings and connected, and only then is the stack usable.
     if grep -qs "Singularity is running" "$log_file" && grep -qs "Workers running" "$log_file"; then
         echo "Web, workers and scheduler are running (pid $(cat "$pid_file")); log: $log_file"
         echo "  approvals: http://$host:$port/observer/"

@@ -2,6 +2,7 @@
 
 A waiting step keeps no worker thread busy and no connection open: only its row records what it
 waits for.
+
 Three paths deliver an event: ``deliver_event`` in the sender's transaction, ``send_event``
 through the ``flow_events`` queue, and a database trigger that calls the SQL function
 ``quantum_flow_deliver_event``. A delivery completes every step waiting for that ``(event, key)``,
@@ -11,9 +12,9 @@ does so in the delivering transaction, so the event and the run's progress commi
 An event delivered while no step waits for it is kept in ``FlowEvent`` when it came through
 ``deliver_event`` or ``send_event``, and a step that starts waiting for it later completes at once.
 An advisory lock on ``(event, key)`` orders a delivery and a step starting to wait, so neither can
-miss the other. Events delivered by triggers are not kept (their own table is their record), so a
-step waits for the answer to a request its own handler sent, in the same transaction: the answer
-cannot arrive before the wait is recorded.
+miss the other. Events delivered by triggers are not kept, because their own table is their record.
+A step therefore waits for the reply to a request its own handler sent in the same transaction, and
+that reply cannot arrive before the wait is recorded.
 
 A wait with a ``timeout`` fails the step, and with it the run, when no event arrived in time.
 """
@@ -57,14 +58,27 @@ class Wait:
             raise InvalidEvent(f"Wait timeout {timeout!r} is invalid: give a finite number of seconds > 0, or None.")
 
 
+def event_name_problem(event: object) -> str | None:
+    """Return why ``event`` cannot name an event, or None when it can."""
+    if isinstance(event, str) and _EVENT_PATTERN.fullmatch(event) and len(event) <= MAX_EVENT_LENGTH:
+        return None
+    return (
+        f"Event name {_shown(event)} is invalid: use lowercase letters, digits and the characters '_.:-', "
+        f"starting with a letter, at most {MAX_EVENT_LENGTH} characters (for example 'hitl.decision')."
+    )
+
+
+def is_event_key(key: object) -> bool:
+    """Return whether ``key`` is a non-empty string that fits ``StepState.wait_key``."""
+    return isinstance(key, str) and bool(key) and len(key) <= MAX_EVENT_KEY_LENGTH
+
+
 def check_event(event: object, key: object) -> None:
     """Raise ``InvalidEvent`` unless ``event`` and ``key`` can name an event."""
-    if not isinstance(event, str) or not _EVENT_PATTERN.fullmatch(event) or len(event) > MAX_EVENT_LENGTH:
-        raise InvalidEvent(
-            f"Event name {_shown(event)} is invalid: use lowercase letters, digits and the characters '_.:-', "
-            f"starting with a letter, at most {MAX_EVENT_LENGTH} characters (for example 'hitl.decision')."
-        )
-    if not isinstance(key, str) or not key or len(key) > MAX_EVENT_KEY_LENGTH:
+    problem = event_name_problem(event)
+    if problem:
+        raise InvalidEvent(problem)
+    if not is_event_key(key):
         raise InvalidEvent(
             f"Event key {_shown(key)} of event {event!r} is invalid: give a non-empty string of at most "
             f"{MAX_EVENT_KEY_LENGTH} characters, such as the request_id the event answers."

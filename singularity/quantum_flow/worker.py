@@ -12,7 +12,7 @@ from singularity.messaging.registry import consumer
 from singularity.messaging.runtime import DeadLetter, Delivery, Hidden
 
 from .definitions import Flow, on_register
-from .events import FLOW_EVENTS_QUEUE, InvalidEvent, check_event, deliver_event
+from .events import FLOW_EVENTS_QUEUE, InvalidEvent, deliver_event, event_name_problem, is_event_key
 from .executor import StepOutcome, Task, execute_task
 from .models import MAX_EVENT_KEY_LENGTH
 
@@ -96,15 +96,12 @@ def register_step_consumer(flow: type[Flow]) -> None:
 
 
 def _check_event_name(value: str) -> str | None:
-    try:
-        check_event(value, "key")
-    except InvalidEvent as exc:
-        return f"is invalid: {exc}"
-    return None
+    problem = event_name_problem(value)
+    return f"is invalid: {problem}" if problem else None
 
 
 def _check_event_key(value: str) -> str | None:
-    if value and len(value) <= MAX_EVENT_KEY_LENGTH:
+    if is_event_key(value):
         return None
     return f"is invalid: give a non-empty string of at most {MAX_EVENT_KEY_LENGTH} characters"
 
