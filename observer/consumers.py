@@ -89,7 +89,10 @@ def apply_withdrawal(delivery: Delivery) -> None:
     approval = Approval.objects.filter(request_id=body["request_id"]).first()
     if approval is None:
         # Retried, and dead-lettered after the last attempt if the request never arrives.
-        raise RetryLater(f"request {body['request_id']} is not stored yet")
+        raise RetryLater(
+            f"no approval found for request_id {body['request_id']}; retried until its request arrives on "
+            "observer_hitl_requests"
+        )
     closed = decisions.withdraw(approval.pk, body["reason"])
     if closed is None:
         logger.info(
